@@ -1,0 +1,147 @@
+//! Store paths: `/nix/store/<32 nixbase32 chars>-<name>`, and nothing below.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::{Error, Result};
+
+pub const STORE_DIR: &str = "/nix/store";
+
+const HASH_LEN: usize = 32;
+const NIX32_ALPHABET: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+
+/// A top-level store path such as `/nix/store/abc…-hello-2.12`.
+///
+/// Only the top level: `/nix/store/abc…-hello/bin/hello` is a path *inside*
+/// a store path, see [`StorePath::containing`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(into = "String")]
+pub struct StorePath(String);
+
+impl StorePath {
+    /// Parses an absolute top-level store path, refusing anything else.
+    pub fn parse(text: &str) -> Result<Self> {
+        let base = text
+            .strip_prefix(STORE_DIR)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .ok_or_else(|| not_store(text, "it is not under /nix/store"))?;
+        validate_base_name(base).map_err(|why| not_store(text, why))?;
+        Ok(StorePath(text.to_string()))
+    }
+
+    /// The store path that `path` lies in, if it is lexically inside one.
+    /// `path` must already be absolute and free of `..` (e.g. canonical).
+    pub fn containing(path: &Path) -> Option<Self> {
+        let rest = path.strip_prefix(STORE_DIR).ok()?;
+        let first = match rest.components().next()? {
+            Component::Normal(name) => name.to_str()?,
+            _ => return None,
+        };
+        validate_base_name(first).ok()?;
+        Some(StorePath(format!("{STORE_DIR}/{first}")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn as_path(&self) -> &Path {
+        Path::new(&self.0)
+    }
+
+    /// `<hash>-<name>`, the entry in `/nix/store`.
+    pub fn base_name(&self) -> &str {
+        &self.0[STORE_DIR.len() + 1..]
+    }
+
+    pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.as_path().join(rel)
+    }
+}
+
+fn not_store(text: &str, why: &str) -> Error {
+    Error::Installable { installable: text.to_string(), why: format!("not a store path: {why}") }
+}
+
+/// Checks `<hash>-<name>` the way Nix does: 32 nixbase32 characters, a dash,
+/// then a name of `[A-Za-z0-9+\-._?=]` that does not start with a dot.
+fn validate_base_name(base: &str) -> std::result::Result<(), &'static str> {
+    let bytes = base.as_bytes();
+    if bytes.len() < HASH_LEN + 2 || bytes[HASH_LEN] != b'-' {
+        return Err("expected <32-character hash>-<name>");
+    }
+    if !bytes[..HASH_LEN].iter().all(|b| NIX32_ALPHABET.contains(b)) {
+        return Err("the hash part is not nixbase32");
+    }
+    let name = &bytes[HASH_LEN + 1..];
+    if name.len() > 211 {
+        return Err("the name is longer than 211 characters");
+    }
+    if name[0] == b'.' {
+        return Err("the name starts with a dot");
+    }
+    if !name.iter().all(|b| b.is_ascii_alphanumeric() || b"+-._?=".contains(b)) {
+        return Err("the name has a character Nix does not allow");
+    }
+    Ok(())
+}
+
+impl fmt::Display for StorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<StorePath> for String {
+    fn from(p: StorePath) -> String {
+        p.0
+    }
+}
+
+impl AsRef<Path> for StorePath {
+    fn as_ref(&self) -> &Path {
+        self.as_path()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox";
+
+    #[test]
+    fn parses_a_top_level_path() {
+        let p = StorePath::parse(GOOD).unwrap();
+        assert_eq!(p.base_name(), "g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox");
+        assert_eq!(p.join("bin/sh"), PathBuf::from(format!("{GOOD}/bin/sh")));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_store_path() {
+        for bad in [
+            "/usr/bin",
+            "/nix/store",
+            "/nix/store/",
+            "/nix/store/short-x",
+            "/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0pe-busybox", // 'e' is not nixbase32
+            "/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-",
+            "/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-.hidden",
+            "/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-a/b",
+            "/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-a b",
+            "nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox",
+            "/nix/store/../etc/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-x",
+        ] {
+            assert!(StorePath::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn finds_the_containing_store_path() {
+        let inner = PathBuf::from(format!("{GOOD}/bin/busybox"));
+        assert_eq!(StorePath::containing(&inner).unwrap().as_str(), GOOD);
+        assert_eq!(StorePath::containing(Path::new(GOOD)).unwrap().as_str(), GOOD);
+        assert!(StorePath::containing(Path::new("/nix/store")).is_none());
+        assert!(StorePath::containing(Path::new("/usr/bin/true")).is_none());
+    }
+}

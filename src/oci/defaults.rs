@@ -1,0 +1,80 @@
+//! The hardened defaults every run starts from. runsc ignores some of them
+//! (masked and read-only /proc paths, devices: gVisor synthesises /proc and
+//! /dev itself); they stay so the bundle is just as hard under runc or crun.
+
+use super::spec::{Device, Mount, Namespace, Rlimit};
+
+pub const NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts", "mount"];
+
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sysrq-trigger",
+    "/proc/kpagecount",
+    "/proc/kpageflags",
+    "/proc/kpagecgroup",
+    "/proc/config.gz",
+    "/proc/kallsyms",
+    "/sys/firmware",
+];
+
+pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
+
+/// Size of `/tmp` and `/dev/shm`.
+pub const SCRATCH_TMPFS_SIZE: &str = "size=64m";
+
+pub const NOFILE_LIMIT: u64 = 1024;
+pub const MEMLOCK_LIMIT: u64 = 64 * 1024;
+
+/// CFS period used to express `--cpus` as a quota.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+pub fn namespaces() -> Vec<Namespace> {
+    NAMESPACES.iter().map(|n| Namespace { kind: n.to_string() }).collect()
+}
+
+pub fn rlimits() -> Vec<Rlimit> {
+    vec![
+        Rlimit { kind: "RLIMIT_NOFILE".into(), hard: NOFILE_LIMIT, soft: NOFILE_LIMIT },
+        Rlimit { kind: "RLIMIT_MEMLOCK".into(), hard: MEMLOCK_LIMIT, soft: MEMLOCK_LIMIT },
+    ]
+}
+
+/// The kernel filesystems and scratch space every sandbox gets, parents
+/// before children.
+pub fn system_mounts() -> Vec<Mount> {
+    vec![
+        Mount { destination: "/proc".into(), kind: "proc".into(), source: "proc".into(), options: strings(&["nosuid", "noexec", "nodev"]) },
+        Mount::tmpfs("/dev", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        Mount::tmpfs("/dev/shm", &["nosuid", "nodev", "noexec", "mode=1777", SCRATCH_TMPFS_SIZE]),
+        Mount { destination: "/sys".into(), kind: "sysfs".into(), source: "sysfs".into(), options: strings(&["nosuid", "noexec", "nodev", "ro"]) },
+        Mount::tmpfs("/tmp", &["nosuid", "nodev", "noexec", "mode=1777", SCRATCH_TMPFS_SIZE]),
+    ]
+}
+
+/// null, zero, full, random, urandom: what programs expect, nothing more.
+pub fn devices() -> Vec<Device> {
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9)]
+        .into_iter()
+        .map(|(name, major, minor)| Device {
+            kind: "c".into(),
+            path: format!("/dev/{name}"),
+            major,
+            minor,
+            file_mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+        .collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
