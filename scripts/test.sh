@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, and end-to-end tests against real Nix and the
+# real runsc. Installs missing packages first (see scripts/deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+nucleus_install_deps
+# No binary cache is reachable from a test machine; don't wait for one.
+export NIX_CONFIG="substituters ="
+cargo test --locked "$@"

@@ -1,0 +1,26 @@
+# Helpers for the test closures: derivations whose builder is busybox's sh.
+{ busyboxFile ? /usr/bin/busybox }:
+rec {
+  busybox = import ./busybox.nix { inherit busyboxFile; };
+
+  # A derivation built by a shell script; the script sees busybox on PATH.
+  script = name: text: derivation {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = "${busybox}/bin/sh";
+    PATH = "${busybox}/bin";
+    args = [ "-c" text ];
+  };
+
+  applets = [ "sh" "ls" "cat" "echo" "mkdir" "touch" "rm" "wc" "id" "hostname" "sleep" "kill"
+              "mount" "mknod" "chmod" "env" "head" "dd" "stat" "sort" "readlink" "nc" "ps" "grep"
+              "true" "false" "printf" "test" "uname" "df" "trap" "cp" "ln" "tr" "seq" "basename" ];
+
+  # /bin with busybox applets, all resolving into the busybox store path.
+  toolbox = name: extra: script name ''
+    mkdir -p $out/bin $out/etc
+    for a in ${toString applets}; do ln -s ${busybox}/bin/busybox $out/bin/$a; done
+    echo "nucleus test closure" > $out/etc/motd
+    ${extra}
+  '';
+}
