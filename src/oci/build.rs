@@ -8,7 +8,7 @@ use super::spec::{
     OCI_VERSION,
 };
 use crate::policy::CONTEXT_DIR;
-use crate::request::RunRequest;
+use crate::request::{Network, RunRequest};
 use crate::rootfs::{RootfsPlan, StoreView};
 
 pub const STORE_DIR: &str = "/nix/store";
@@ -17,6 +17,10 @@ pub const STORE_DIR: &str = "/nix/store";
 pub const ROOTFS_DIR: &str = "rootfs";
 pub const STORE_VIEW_DIR: &str = "store-view";
 pub const SECRETS_STAGING_DIR: &str = "secrets";
+
+/// The network namespace runsc joins for `--network sandbox`: its own,
+/// which it inherits from nucleus.
+pub const PREPARED_NETWORK_NAMESPACE: &str = "/proc/self/ns/net";
 
 /// How the closure's store paths reach `/nix/store`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +56,18 @@ pub fn build_spec(plan: &RootfsPlan, req: &RunRequest, layout: StoreLayout, bund
         rootfs_propagation: "rprivate".into(),
         seccomp: req.seccomp.clone(),
     };
-    if req.network == crate::request::Network::Host {
-        linux.namespaces.retain(|n| n.kind != "network");
+    match req.network {
+        Network::None => {}
+        Network::Host => linux.namespaces.retain(|n| n.kind != "network"),
+        // Under `nucleus run`, runsc joins the network namespace that the
+        // sandbox stage prepared (loopback up, nothing else); runsc's own
+        // fresh namespace would have loopback down, and no network at all.
+        Network::Sandbox if layout == StoreLayout::PreparedView => {
+            for ns in linux.namespaces.iter_mut().filter(|n| n.kind == "network") {
+                ns.path = Some(PREPARED_NETWORK_NAMESPACE.to_string());
+            }
+        }
+        Network::Sandbox => {}
     }
 
     Spec {

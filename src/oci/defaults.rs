@@ -37,7 +37,7 @@ pub const MEMLOCK_LIMIT: u64 = 64 * 1024;
 pub const CPU_PERIOD_US: u64 = 100_000;
 
 pub fn namespaces() -> Vec<Namespace> {
-    NAMESPACES.iter().map(|n| Namespace { kind: n.to_string() }).collect()
+    NAMESPACES.iter().map(|n| Namespace { kind: n.to_string(), path: None }).collect()
 }
 
 pub fn rlimits() -> Vec<Rlimit> {

@@ -162,6 +162,9 @@ pub struct Linux {
 pub struct Namespace {
     #[serde(rename = "type")]
     pub kind: String,
+    /// Join this namespace instead of creating one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

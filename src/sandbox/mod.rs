@@ -12,7 +12,7 @@ use crate::bundle::{Bundle, Target};
 use crate::nix::Closure;
 use crate::oci::build::{secret_staging_path, SECRETS_STAGING_DIR, STORE_VIEW_DIR};
 use crate::oci::{build_spec, StoreLayout};
-use crate::request::RunRequest;
+use crate::request::{Network, RunRequest};
 use crate::rootfs::{RootfsPlan, StoreView};
 use crate::{Error, Result};
 
@@ -92,6 +92,9 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
     let in_memory = !req.rootless;
     if in_memory {
         namespace::enter_private_mount_namespace()?;
+        if req.network == Network::Sandbox {
+            namespace::prepare_sandbox_network()?;
+        }
     }
     if layout == StoreLayout::PreparedView {
         let view = bundle_dir.join(STORE_VIEW_DIR);

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -26,6 +27,69 @@ pub fn enter_private_mount_namespace() -> Result<()> {
     })?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(|e| Error::Runsc(format!("cannot make mounts private ({e})")))
+}
+
+/// The network namespace whose interfaces gVisor's network stack copies for
+/// `--network sandbox`: the one nucleus was started in (an operator gives a
+/// sandbox a network with `ip netns exec NS nucleus run …`), except the
+/// host's own, which is never copied: there nucleus makes a fresh one with
+/// only loopback, up.
+pub fn prepare_sandbox_network() -> Result<()> {
+    if in_host_network_namespace() {
+        unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(|e| Error::Runsc(format!("cannot create a network namespace for --network sandbox ({e})")))?;
+        set_loopback_up()
+            .map_err(|e| Error::Runsc(format!("cannot bring up loopback for --network sandbox ({e})")))?;
+    }
+    hide_root_network_marker()
+}
+
+fn in_host_network_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| (m.dev(), m.ino()));
+    // If init's namespace cannot be read, assume the worst.
+    ns("1").ok().is_none_or(|init| ns("self").ok() == Some(init))
+}
+
+fn set_loopback_up() -> std::io::Result<()> {
+    // SAFETY: plain socket and ioctl calls on a zeroed, NUL-terminated ifreq.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let sock = std::os::fd::OwnedFd::from_raw_fd(sock);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// runsc decides that it is in the host's network namespace when
+/// `/proc/sys/net/core/rmem_default` exists, and then refuses to start its
+/// network stack; kernels since about 6.x show that file in every namespace
+/// (gVisor issue 10704). The sandbox runs in a fresh network namespace all
+/// the same, so hide the marker from runsc's view of /proc: an empty
+/// read-only tmpfs over `/proc/sys/net`, in our mount namespace only. (The
+/// `net` directory is shared by all network namespaces, `net/core` is not,
+/// so the mount has to sit one level up to be seen from the sandbox's.)
+fn hide_root_network_marker() -> Result<()> {
+    let net = Path::new("/proc/sys/net");
+    if !net.join("core/rmem_default").exists() {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some("tmpfs"), net, Some("tmpfs"), flags, Some("size=4k"))
+        .map_err(|e| Error::io("cannot mask", net, e.into()))
 }
 
 /// Fills `view` (an empty directory) with read-only binds of `paths`, then
