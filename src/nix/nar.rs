@@ -19,37 +19,53 @@ use std::fs::{self, File, FileType};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Mutex;
 use std::thread;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Size of each buffer handed from the reading thread to the hashing thread.
-/// Small enough that a filled buffer is still in cache when it is hashed.
-const CHUNK: usize = 256 * 1024;
-/// Buffers in flight; `BUFFERS * CHUNK` bounds the memory hashing uses.
-const BUFFERS: usize = 4;
+/// Size of each buffer handed from the reading thread to the hashing
+/// thread. The two threads run on different cores, so the buffer need not
+/// fit in L2; large buffers mean fewer hand-offs.
+const CHUNK: usize = 1024 * 1024;
+/// Buffers in flight: one being filled, one being hashed, one spare.
+const BUFFERS: usize = 3;
 /// Buffer for `write_nar`, which only has to amortise `write` calls.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Files up to this size are read whole by the prefetch threads.
+const SMALL: u64 = 32 * 1024;
+/// Files opened ahead at most; with `SMALL` it bounds prefetch memory.
+const WINDOW: usize = 64;
+/// Threads that open and read files ahead of the encoder.
+const PREFETCHERS: usize = 2;
 
 /// Writes the NAR serialisation of `path` (not following it if it is a
 /// symlink) to `out`, exactly as `nix-store --dump` does.
+///
+/// This is the plain, single-threaded reference; [`nar_sha256`] produces the
+/// same byte stream with help from other threads.
 pub fn write_nar(path: &Path, out: &mut impl Write) -> Result<()> {
     let drain = WriteDrain { out, path };
     let mut enc = Encoder::new(vec![0; WRITE_CHUNK].into_boxed_slice(), drain);
-    dump(path, &mut enc)?;
+    dump(path, &mut enc, None)?;
     enc.finish()
 }
 
 /// The sha256 of `path`'s NAR serialisation, equal to `nix hash path`.
 ///
-/// One thread reads the tree and lays out the NAR stream into a few
-/// buffers while the calling thread hashes them, so reading (syscalls and
-/// copies out of the page cache) overlaps with sha256, the bottleneck.
+/// sha256 over one stream is inherently sequential, so the calling thread
+/// does nothing but hash. A reader thread lays out the NAR stream into a
+/// few buffers ahead of it, and for directories two prefetch threads open
+/// files (and read small ones whole) ahead of the reader, because in trees
+/// of small files the per-file syscalls, not hashing, take the time.
 pub fn nar_sha256(path: &Path) -> Result<[u8; 32]> {
+    let is_dir = fs::symlink_metadata(path)
+        .map_err(|e| Error::io("cannot stat", path, e))?
+        .is_dir();
     let (full_tx, full_rx) = mpsc::sync_channel::<Filled>(BUFFERS);
     let (free_tx, free_rx) = mpsc::sync_channel::<Box<[u8]>>(BUFFERS);
     for _ in 1..BUFFERS {
@@ -58,16 +74,29 @@ pub fn nar_sha256(path: &Path) -> Result<[u8; 32]> {
         let _ = free_tx.send(vec![0; CHUNK].into_boxed_slice());
     }
     let first = vec![0; CHUNK].into_boxed_slice();
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(WINDOW);
+    let job_rx = Mutex::new(job_rx);
 
     thread::scope(|s| {
+        let spawn_err = |e| Error::io("cannot start a thread to read", path, e);
+        if is_dir {
+            for _ in 0..PREFETCHERS {
+                thread::Builder::new()
+                    .name("nar-prefetch".into())
+                    .spawn_scoped(s, || prefetch_worker(&job_rx))
+                    .map_err(spawn_err)?;
+            }
+        }
         let reader = thread::Builder::new()
             .name("nar-reader".into())
             .spawn_scoped(s, move || {
                 let mut enc = Encoder::new(first, ChannelDrain { full: full_tx, free: free_rx });
-                dump(path, &mut enc)?;
+                let mut prefetch = Prefetch { jobs: job_tx, outstanding: 0 };
+                dump(path, &mut enc, is_dir.then_some(&mut prefetch))?;
                 enc.finish()
+                // Dropping `prefetch` here ends the prefetch workers.
             })
-            .map_err(|e| Error::io("cannot start a thread to read", path, e))?;
+            .map_err(spawn_err)?;
 
         let mut hasher = Sha256::new();
         // Ends when the reader finishes or fails and drops its sender.
@@ -176,107 +205,237 @@ impl<D: Drain> Encoder<D> {
         self.padding(s.len() as u64)
     }
 
+    /// Writes a regular file's node, whichever way its contents were read.
+    fn regular(&mut self, opened: Opened, path: &Path) -> Result<()> {
+        self.str(b"regular")?;
+        if opened.executable {
+            self.str(b"executable")?;
+            self.str(b"")?;
+        }
+        self.str(b"contents")?;
+        self.u64(opened.size)?;
+        match opened.contents {
+            Contents::Read(data) => self.bytes(&data)?,
+            Contents::Open(mut file) => self.copy(&mut file, opened.size, path)?,
+        }
+        self.padding(opened.size)?;
+        self.str(b")")
+    }
+
     /// Copies exactly `size` bytes of `file` straight into the buffers.
-    fn contents(&mut self, file: &mut File, size: u64, path: &Path) -> Result<()> {
-        self.u64(size)?;
+    fn copy(&mut self, file: &mut File, size: u64, path: &Path) -> Result<()> {
         let mut left = size;
         while left > 0 {
             if self.len == self.buf.len() {
                 self.flush()?;
             }
             let room = (self.buf.len() - self.len).min(usize::try_from(left).unwrap_or(usize::MAX));
-            let n = match file.read(&mut self.buf[self.len..self.len + room]) {
-                Ok(0) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("file shrank while being read ({left} of {size} bytes missing)"),
-                    );
-                    return Err(Error::io("cannot read", path, e));
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("cannot read", path, e)),
-            };
+            let n = read_some(file, &mut self.buf[self.len..self.len + room], left, size, path)?;
             self.len += n;
             left -= n as u64;
         }
-        self.padding(size)
+        Ok(())
     }
 }
 
-/// A directory being serialised: the entries still to write, in NAR order.
+/// One `read` that treats EOF before `size` bytes as an error: the NAR
+/// header already promised `size` bytes.
+fn read_some(file: &mut File, buf: &mut [u8], left: u64, size: u64, path: &Path) -> Result<usize> {
+    loop {
+        match file.read(buf) {
+            Ok(0) => {
+                let e = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("file shrank while being read ({left} of {size} bytes missing)"),
+                );
+                return Err(Error::io("cannot read", path, e));
+            }
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("cannot read", path, e)),
+        }
+    }
+}
+
+/// A regular file ready to be written into the NAR.
+struct Opened {
+    size: u64,
+    executable: bool,
+    contents: Contents,
+}
+
+enum Contents {
+    /// Small files, read whole by a prefetch thread.
+    Read(Vec<u8>),
+    /// Everything else, streamed by the encoder.
+    Open(File),
+}
+
+/// Opens a regular file; with `read_small`, reads it whole if it is small.
+fn open_regular(path: &Path, read_small: bool) -> Result<Opened> {
+    // O_NOFOLLOW: if the file was replaced by a symlink since it was
+    // listed, fail rather than archive what the symlink points to.
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| Error::io("cannot open", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("cannot stat", path, e))?;
+    if !meta.is_file() {
+        return Err(changed(path));
+    }
+    let size = meta.len();
+    let executable = meta.permissions().mode() & 0o100 != 0;
+    if !read_small || size > SMALL {
+        return Ok(Opened { size, executable, contents: Contents::Open(file) });
+    }
+    // `size <= SMALL`, so the conversion is lossless.
+    let mut data = vec![0; size as usize];
+    let mut filled = 0;
+    while filled < data.len() {
+        let left = (data.len() - filled) as u64;
+        filled += read_some(&mut file, &mut data[filled..], left, size, path)?;
+    }
+    Ok(Opened { size, executable, contents: Contents::Read(data) })
+}
+
+/// A file for a prefetch thread to open, and where to send the result.
+struct Job {
+    path: PathBuf,
+    reply: SyncSender<Result<Opened>>,
+}
+
+/// The encoder's side of the prefetch threads.
+struct Prefetch {
+    jobs: SyncSender<Job>,
+    /// Jobs sent whose result the encoder has not taken yet.
+    outstanding: usize,
+}
+
+impl Prefetch {
+    /// Queues the regular files among the upcoming entries of `frame` (in
+    /// directory `dir`), as far as the window allows.
+    fn refill(&mut self, frame: &mut Frame, dir: &Path) {
+        frame.ahead = frame.ahead.max(frame.next);
+        while self.outstanding < WINDOW {
+            let Some(entry) = frame.entries.get_mut(frame.ahead) else { break };
+            frame.ahead += 1;
+            if !entry.kind.is_file() {
+                continue;
+            }
+            let (reply, result) = mpsc::sync_channel(1);
+            // Cannot block: the queue never holds more than `outstanding`.
+            if self.jobs.send(Job { path: dir.join(&entry.name), reply }).is_err() {
+                // The workers are gone; the encoder reads the rest itself.
+                break;
+            }
+            entry.prefetched = Some(result);
+            self.outstanding += 1;
+        }
+    }
+}
+
+fn prefetch_worker(jobs: &Mutex<Receiver<Job>>) {
+    loop {
+        // Holding the lock while waiting is what hands each job to exactly
+        // one idle worker.
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        // The encoder may have failed and stopped listening; that is fine.
+        let _ = job.reply.send(open_regular(&job.path, true));
+    }
+}
+
+/// A directory entry; `prefetched` is set once its file was queued.
+struct Entry {
+    name: OsString,
+    kind: FileType,
+    prefetched: Option<Receiver<Result<Opened>>>,
+}
+
+/// A directory being serialised: its entries in NAR order, the next one to
+/// write, and how far ahead files have been queued for prefetching.
 struct Frame {
-    entries: std::vec::IntoIter<(OsString, FileType)>,
+    entries: Vec<Entry>,
+    next: usize,
+    ahead: usize,
 }
 
 /// Serialises the tree at `root` into `enc`, with an explicit stack so that
 /// deep trees cannot overflow the thread's stack.
-fn dump<D: Drain>(root: &Path, enc: &mut Encoder<D>) -> Result<()> {
+fn dump<D: Drain>(root: &Path, enc: &mut Encoder<D>, mut prefetch: Option<&mut Prefetch>) -> Result<()> {
     enc.str(b"nix-archive-1")?;
     let kind = fs::symlink_metadata(root)
         .map_err(|e| Error::io("cannot stat", root, e))?
         .file_type();
     let mut path = root.to_path_buf();
     let mut stack: Vec<Frame> = Vec::new();
-    if let Some(frame) = node(&path, kind, enc)? {
+    if let Some(frame) = node(&path, kind, None, enc)? {
         stack.push(frame);
     }
     while let Some(frame) = stack.last_mut() {
-        match frame.entries.next() {
-            Some((name, kind)) => {
-                enc.str(b"entry")?;
-                enc.str(b"(")?;
-                enc.str(b"name")?;
-                enc.str(name.as_bytes())?;
-                enc.str(b"node")?;
-                path.push(&name);
-                match node(&path, kind, enc)? {
-                    Some(frame) => stack.push(frame),
-                    None => {
-                        enc.str(b")")?;
-                        path.pop();
-                    }
-                }
+        if let Some(prefetch) = prefetch.as_deref_mut() {
+            prefetch.refill(frame, &path);
+        }
+        let Some(entry) = frame.entries.get_mut(frame.next) else {
+            enc.str(b")")?;
+            stack.pop();
+            // The root's own path is never popped: only entries close.
+            if !stack.is_empty() {
+                enc.str(b")")?;
+                path.pop();
             }
+            continue;
+        };
+        frame.next += 1;
+        let name = std::mem::take(&mut entry.name);
+        let opened = match entry.prefetched.take() {
+            Some(result) => {
+                if let Some(prefetch) = prefetch.as_deref_mut() {
+                    prefetch.outstanding -= 1;
+                }
+                let stopped = || changed(&path.join(&name));
+                Some(result.recv().map_err(|_| stopped())??)
+            }
+            None => None,
+        };
+        enc.str(b"entry")?;
+        enc.str(b"(")?;
+        enc.str(b"name")?;
+        enc.str(name.as_bytes())?;
+        enc.str(b"node")?;
+        path.push(&name);
+        match node(&path, entry.kind, opened, enc)? {
+            Some(frame) => stack.push(frame),
             None => {
                 enc.str(b")")?;
-                stack.pop();
-                // The root's own path is never popped: only entries close.
-                if !stack.is_empty() {
-                    enc.str(b")")?;
-                    path.pop();
-                }
+                path.pop();
             }
         }
     }
     Ok(())
 }
 
-/// Writes a whole node for files and symlinks; for a directory writes its
-/// header and returns its entries, which the caller closes after them.
-fn node<D: Drain>(path: &Path, kind: FileType, enc: &mut Encoder<D>) -> Result<Option<Frame>> {
+/// Writes a whole node for files (using `opened` if a prefetch thread
+/// already opened it) and symlinks; for a directory writes its header and
+/// returns its entries, which the caller closes after them.
+fn node<D: Drain>(
+    path: &Path,
+    kind: FileType,
+    opened: Option<Opened>,
+    enc: &mut Encoder<D>,
+) -> Result<Option<Frame>> {
     enc.str(b"(")?;
     enc.str(b"type")?;
     if kind.is_file() {
-        // O_NOFOLLOW: if the file was replaced by a symlink since it was
-        // listed, fail rather than archive what the symlink points to.
-        let mut file = File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| Error::io("cannot open", path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io("cannot stat", path, e))?;
-        if !meta.is_file() {
-            return Err(changed(path));
-        }
-        enc.str(b"regular")?;
-        if meta.permissions().mode() & 0o100 != 0 {
-            enc.str(b"executable")?;
-            enc.str(b"")?;
-        }
-        enc.str(b"contents")?;
-        enc.contents(&mut file, meta.len(), path)?;
-        enc.str(b")")?;
+        let opened = match opened {
+            Some(opened) => opened,
+            None => open_regular(path, false)?,
+        };
+        enc.regular(opened, path)?;
         Ok(None)
     } else if kind.is_symlink() {
         let target = fs::read_link(path).map_err(|e| Error::io("cannot read symlink", path, e))?;
@@ -294,11 +453,11 @@ fn node<D: Drain>(path: &Path, kind: FileType, enc: &mut Encoder<D>) -> Result<O
             let kind = entry
                 .file_type()
                 .map_err(|e| Error::io("cannot stat", entry.path(), e))?;
-            entries.push((entry.file_name(), kind));
+            entries.push(Entry { name: entry.file_name(), kind, prefetched: None });
         }
         // OsStr orders by raw bytes on Unix, which is the order Nix uses.
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(Some(Frame { entries: entries.into_iter() }))
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(Frame { entries, next: 0, ahead: 0 }))
     } else {
         let what = if kind.is_socket() {
             "a socket"

@@ -53,7 +53,7 @@ pub fn build_spec(plan: &RootfsPlan, req: &RunRequest, layout: StoreLayout, bund
         masked_paths: defaults::MASKED_PATHS.iter().map(|p| p.to_string()).collect(),
         readonly_paths: defaults::READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
         devices: defaults::devices(),
-        rootfs_propagation: "rprivate".into(),
+        rootfs_propagation: defaults::ROOTFS_PROPAGATION.into(),
         seccomp: req.seccomp.clone(),
     };
     match req.network {
@@ -131,6 +131,7 @@ fn user_mounts(req: &RunRequest, bundle_dir: &Path) -> Vec<Mount> {
 fn resources(req: &RunRequest) -> Resources {
     let limits = &req.limits;
     Resources {
+        devices: defaults::device_rules(),
         memory: limits.memory_bytes.map(|b| MemoryLimit { limit: b as i64 }),
         cpu: limits
             .cpu_millis
@@ -175,7 +176,8 @@ mod tests {
         assert_eq!(ns, ["pid", "network", "ipc", "uts", "mount"]);
         assert_eq!(spec.linux.masked_paths.len(), 16);
         assert_eq!(spec.linux.devices.len(), 5);
-        assert_eq!(spec.linux.rootfs_propagation, "rprivate");
+        assert_eq!(spec.linux.rootfs_propagation, "private");
+        assert!(spec.mounts.iter().filter(|m| m.is_bind()).all(|m| m.options.contains(&"rprivate".to_string())));
         let tmp = spec.mounts.iter().find(|m| m.destination == "/tmp").unwrap();
         for opt in ["nosuid", "nodev", "noexec", "mode=1777", "size=64m"] {
             assert!(tmp.options.iter().any(|o| o == opt), "{opt}");
@@ -221,11 +223,12 @@ mod tests {
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["ociVersion"], "1.0.2");
         assert_eq!(v["process"]["noNewPrivileges"], true);
-        assert_eq!(v["linux"]["rootfsPropagation"], "rprivate");
+        assert_eq!(v["linux"]["rootfsPropagation"], "private");
         assert_eq!(v["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
         assert_eq!(v["linux"]["devices"][0]["fileMode"], 0o666);
         assert!(v.get("hooks").is_none(), "empty hooks are left out");
-        assert!(v["linux"].get("resources").is_none());
+        assert_eq!(v["linux"]["resources"]["devices"][0], serde_json::json!({"allow": false, "access": "rwm"}));
+        assert!(v["linux"]["resources"].get("memory").is_none());
         assert!(v["linux"].get("seccomp").is_none());
     }
 }

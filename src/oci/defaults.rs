@@ -2,7 +2,7 @@
 //! (masked and read-only /proc paths, devices: gVisor synthesises /proc and
 //! /dev itself); they stay so the bundle is just as hard under runc or crun.
 
-use super::spec::{Device, Mount, Namespace, Rlimit};
+use super::spec::{Device, DeviceRule, Mount, Namespace, Rlimit};
 
 pub const NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts", "mount"];
 
@@ -26,6 +26,11 @@ pub const MASKED_PATHS: &[&str] = &[
 ];
 
 pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"];
+
+/// The runtime spec allows only private, shared, slave and unbindable here
+/// (its schema refuses `rprivate`); the recursive half is carried by the
+/// `rprivate` option on every bind mount, see [`Mount::bind`].
+pub const ROOTFS_PROPAGATION: &str = "private";
 
 /// Size of `/tmp` and `/dev/shm`.
 pub const SCRATCH_TMPFS_SIZE: &str = "size=64m";
@@ -77,4 +82,18 @@ pub fn devices() -> Vec<Device> {
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Deny every device, then allow exactly the ones in [`devices`].
+pub fn device_rules() -> Vec<DeviceRule> {
+    let deny_all = DeviceRule { allow: false, kind: None, major: None, minor: None, access: "rwm".into() };
+    std::iter::once(deny_all)
+        .chain(devices().into_iter().map(|d| DeviceRule {
+            allow: true,
+            kind: Some(d.kind),
+            major: Some(d.major),
+            minor: Some(d.minor),
+            access: "rwm".into(),
+        }))
+        .collect()
 }

@@ -75,10 +75,12 @@ pub struct Mount {
 }
 
 impl Mount {
-    /// A bind mount: `rbind` rather than `bind` so runc and crun accept it as
-    /// a bind too (they require one of the two in the options).
+    /// A bind mount: `rbind` (runc and crun want `bind` or `rbind` to treat
+    /// it as a bind at all), `rprivate` so no mount event crosses between
+    /// host and sandbox, and never setuid or device files.
     pub fn bind(source: impl Into<String>, destination: impl Into<String>, writable: bool) -> Self {
-        let mut options = vec!["rbind".to_string(), if writable { "rw" } else { "ro" }.to_string()];
+        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+        options.push(if writable { "rw" } else { "ro" }.to_string());
         options.extend(["nosuid", "nodev"].map(String::from));
         Mount { destination: destination.into(), kind: "bind".into(), source: source.into(), options }
     }
@@ -169,6 +171,10 @@ pub struct Namespace {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resources {
+    /// The device cgroup: runc and crun deny a listed device unless it is
+    /// allowed here too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,8 +185,20 @@ pub struct Resources {
 
 impl Resources {
     pub fn is_empty(&self) -> bool {
-        self.memory.is_none() && self.cpu.is_none() && self.pids.is_none()
+        self.devices.is_empty() && self.memory.is_none() && self.cpu.is_none() && self.pids.is_none()
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRule {
+    pub allow: bool,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub major: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minor: Option<i64>,
+    pub access: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
