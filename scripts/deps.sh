@@ -35,3 +35,30 @@ nucleus_install_deps() {
     return 1
   fi
 }
+
+# The rootless end-to-end test runs nucleus as this unprivileged user. It
+# reaches the Nix store through the daemon, so it joins nix-users and the
+# daemon must be running (on machines without systemd nobody starts it).
+NUCLEUS_ROOTLESS_USER=nucleus-ci
+
+nucleus_prepare_rootless() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  if ! id "$NUCLEUS_ROOTLESS_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin -G nix-users "$NUCLEUS_ROOTLESS_USER"
+  elif ! id -nG "$NUCLEUS_ROOTLESS_USER" | grep -qw nix-users; then
+    usermod -aG nix-users "$NUCLEUS_ROOTLESS_USER"
+  fi
+  nucleus_daemon_answers && return 0
+  echo "starting nix-daemon" >&2
+  setsid nix-daemon >/dev/null 2>&1 </dev/null &
+  for _ in $(seq 1 50); do
+    nucleus_daemon_answers && return 0
+    sleep 0.1
+  done
+  echo "nix-daemon did not start" >&2
+  return 1
+}
+
+nucleus_daemon_answers() {
+  timeout 5 nix --extra-experimental-features nix-command store ping --store daemon >/dev/null 2>&1
+}

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 nucleus_install_deps
+nucleus_prepare_rootless
 # No binary cache is reachable from a test machine; don't wait for one.
 export NIX_CONFIG="substituters ="
 cargo test --locked "$@"

@@ -25,12 +25,15 @@ fn main() -> ExitCode {
 /// one line plus a hint, with status 125 like any failure of nucleus.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
     let rendered = e.render().to_string();
-    let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
+    let first = match e.kind() {
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => "a subcommand is required",
+        _ => rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments"),
+    };
     eprintln!("nucleus: {}", first.trim_start_matches("error: "));
     eprintln!("nucleus: see 'nucleus --help' (or 'nucleus COMMAND --help')");
     ExitCode::from(EXIT_NUCLEUS_FAILED as u8)
