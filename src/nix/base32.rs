@@ -38,9 +38,8 @@ pub fn encode(bytes: &[u8]) -> String {
         let (i, j) = (b / 8, b % 8);
         let low = bytes[i] >> j;
         // Bits that spill over from the next byte; `checked_shl` covers j == 0.
-        let high = bytes
-            .get(i + 1)
-            .map_or(0, |&next| u8::checked_shl(next, 8 - j as u32).unwrap_or(0));
+        let high =
+            bytes.get(i + 1).map_or(0, |&next| u8::checked_shl(next, 8 - j as u32).unwrap_or(0));
         out.push(char::from(ALPHABET[usize::from((low | high) & 0x1f)]));
     }
     out
@@ -66,7 +65,9 @@ pub fn decode_into(s: &str, out: &mut [u8]) -> Result<()> {
             format!("expected {want} characters for {} bytes, got {}", out.len(), s.len()),
         ));
     }
-    if let Some((pos, c)) = s.char_indices().find(|&(_, c)| !c.is_ascii() || digit(c as u8).is_none()) {
+    if let Some((pos, c)) =
+        s.char_indices().find(|&(_, c)| !c.is_ascii() || digit(c as u8).is_none())
+    {
         return Err(bad(s, format!("'{c}' at position {pos} is not a nixbase32 digit")));
     }
     out.fill(0);
@@ -82,7 +83,10 @@ pub fn decode_into(s: &str, out: &mut [u8]) -> Result<()> {
         } else if carry != 0 {
             // Nix rejects these too: the extra bits of the first character
             // would otherwise make several strings decode to one value.
-            return Err(bad(s, "the first character has bits set beyond the encoded length".into()));
+            return Err(bad(
+                s,
+                "the first character has bits set beyond the encoded length".into(),
+            ));
         }
     }
     Ok(())

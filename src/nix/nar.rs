@@ -14,6 +14,7 @@
 //! Directory entries are sorted by the raw bytes of their names; of a file's
 //! mode only the owner's execute bit is recorded.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::{self, File, FileType};
 use std::io::{self, Read, Write};
@@ -37,9 +38,12 @@ const BUFFERS: usize = 3;
 /// Buffer for `write_nar`, which only has to amortise `write` calls.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Files up to this size are read whole by the prefetch threads.
-const SMALL: u64 = 32 * 1024;
-/// Files opened ahead at most; with `SMALL` it bounds prefetch memory.
-const WINDOW: usize = 64;
+const SMALL: u64 = 16 * 1024;
+/// Files per prefetch job: enough to make a thread hand-off (a futex wake
+/// on each side) cheap next to the syscalls it saves.
+const BATCH: usize = 32;
+/// Prefetch jobs in flight; `(WINDOW + 1) * BATCH * SMALL` bounds the memory.
+const WINDOW: usize = 4;
 /// Threads that open and read files ahead of the encoder.
 const PREFETCHERS: usize = 2;
 
@@ -63,9 +67,8 @@ pub fn write_nar(path: &Path, out: &mut impl Write) -> Result<()> {
 /// files (and read small ones whole) ahead of the reader, because in trees
 /// of small files the per-file syscalls, not hashing, take the time.
 pub fn nar_sha256(path: &Path) -> Result<[u8; 32]> {
-    let is_dir = fs::symlink_metadata(path)
-        .map_err(|e| Error::io("cannot stat", path, e))?
-        .is_dir();
+    let is_dir =
+        fs::symlink_metadata(path).map_err(|e| Error::io("cannot stat", path, e))?.is_dir();
     let (full_tx, full_rx) = mpsc::sync_channel::<Filled>(BUFFERS);
     let (free_tx, free_rx) = mpsc::sync_channel::<Box<[u8]>>(BUFFERS);
     for _ in 1..BUFFERS {
@@ -299,39 +302,75 @@ fn open_regular(path: &Path, read_small: bool) -> Result<Opened> {
     Ok(Opened { size, executable, contents: Contents::Read(data) })
 }
 
-/// A file for a prefetch thread to open, and where to send the result.
+/// Files for a prefetch thread to open, and where to send the results.
 struct Job {
-    path: PathBuf,
-    reply: SyncSender<Result<Opened>>,
+    paths: Vec<PathBuf>,
+    reply: SyncSender<Vec<Result<Opened>>>,
 }
 
 /// The encoder's side of the prefetch threads.
 struct Prefetch {
     jobs: SyncSender<Job>,
-    /// Jobs sent whose result the encoder has not taken yet.
+    /// Jobs sent whose results the encoder has not received yet.
     outstanding: usize,
 }
 
 impl Prefetch {
     /// Queues the regular files among the upcoming entries of `frame` (in
-    /// directory `dir`), as far as the window allows.
+    /// directory `dir`), as far as the window allows. A job never reaches
+    /// past a subdirectory, so a job's results are used up before the
+    /// encoder descends and at most one received job is held at a time.
     fn refill(&mut self, frame: &mut Frame, dir: &Path) {
         frame.ahead = frame.ahead.max(frame.next);
         while self.outstanding < WINDOW {
-            let Some(entry) = frame.entries.get_mut(frame.ahead) else { break };
-            frame.ahead += 1;
-            if !entry.kind.is_file() {
-                continue;
+            let mut paths = Vec::new();
+            while let Some(entry) = frame.entries.get_mut(frame.ahead) {
+                if entry.kind.is_dir() {
+                    if paths.is_empty() {
+                        frame.ahead += 1;
+                        continue;
+                    }
+                    break;
+                }
+                if entry.kind.is_file() {
+                    if paths.len() == BATCH {
+                        break;
+                    }
+                    paths.push(dir.join(&entry.name));
+                    entry.prefetched = true;
+                }
+                frame.ahead += 1;
             }
-            let (reply, result) = mpsc::sync_channel(1);
-            // Cannot block: the queue never holds more than `outstanding`.
-            if self.jobs.send(Job { path: dir.join(&entry.name), reply }).is_err() {
-                // The workers are gone; the encoder reads the rest itself.
+            if paths.is_empty() {
                 break;
             }
-            entry.prefetched = Some(result);
+            let (reply, results) = mpsc::sync_channel(1);
+            // Cannot block: the queue never holds more than `outstanding`.
+            if self.jobs.send(Job { paths, reply }).is_err() {
+                // Only if a worker panicked; that panic is re-raised.
+                break;
+            }
+            frame.batches.push_back(Batch::Waiting(results));
             self.outstanding += 1;
         }
+    }
+
+    /// The prefetched result for the next prefetched entry of `frame`.
+    fn take(&mut self, frame: &mut Frame, path: &Path) -> Result<Opened> {
+        let stopped =
+            || Error::io("cannot read", path, io::Error::other("a prefetch thread stopped"));
+        let batch = frame.batches.front_mut().ok_or_else(stopped)?;
+        if let Batch::Waiting(results) = batch {
+            let results = results.recv().map_err(|_| stopped())?;
+            self.outstanding -= 1;
+            *batch = Batch::Ready(results.into_iter());
+        }
+        let Batch::Ready(results) = batch else { return Err(stopped()) };
+        let opened = results.next().ok_or_else(stopped)?;
+        if results.len() == 0 {
+            frame.batches.pop_front();
+        }
+        opened
     }
 }
 
@@ -344,33 +383,44 @@ fn prefetch_worker(jobs: &Mutex<Receiver<Job>>) {
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        let results = job.paths.iter().map(|p| open_regular(p, true)).collect();
         // The encoder may have failed and stopped listening; that is fine.
-        let _ = job.reply.send(open_regular(&job.path, true));
+        let _ = job.reply.send(results);
     }
 }
 
-/// A directory entry; `prefetched` is set once its file was queued.
+/// The results of one prefetch job, in the order of its files.
+enum Batch {
+    Waiting(Receiver<Vec<Result<Opened>>>),
+    Ready(std::vec::IntoIter<Result<Opened>>),
+}
+
+/// A directory entry; `prefetched` once its file was queued.
 struct Entry {
     name: OsString,
     kind: FileType,
-    prefetched: Option<Receiver<Result<Opened>>>,
+    prefetched: bool,
 }
 
 /// A directory being serialised: its entries in NAR order, the next one to
-/// write, and how far ahead files have been queued for prefetching.
+/// write, how far ahead files have been queued, and the queued jobs.
 struct Frame {
     entries: Vec<Entry>,
     next: usize,
     ahead: usize,
+    batches: VecDeque<Batch>,
 }
 
 /// Serialises the tree at `root` into `enc`, with an explicit stack so that
 /// deep trees cannot overflow the thread's stack.
-fn dump<D: Drain>(root: &Path, enc: &mut Encoder<D>, mut prefetch: Option<&mut Prefetch>) -> Result<()> {
+fn dump<D: Drain>(
+    root: &Path,
+    enc: &mut Encoder<D>,
+    mut prefetch: Option<&mut Prefetch>,
+) -> Result<()> {
     enc.str(b"nix-archive-1")?;
-    let kind = fs::symlink_metadata(root)
-        .map_err(|e| Error::io("cannot stat", root, e))?
-        .file_type();
+    let kind =
+        fs::symlink_metadata(root).map_err(|e| Error::io("cannot stat", root, e))?.file_type();
     let mut path = root.to_path_buf();
     let mut stack: Vec<Frame> = Vec::new();
     if let Some(frame) = node(&path, kind, None, enc)? {
@@ -392,23 +442,18 @@ fn dump<D: Drain>(root: &Path, enc: &mut Encoder<D>, mut prefetch: Option<&mut P
         };
         frame.next += 1;
         let name = std::mem::take(&mut entry.name);
-        let opened = match entry.prefetched.take() {
-            Some(result) => {
-                if let Some(prefetch) = prefetch.as_deref_mut() {
-                    prefetch.outstanding -= 1;
-                }
-                let stopped = || changed(&path.join(&name));
-                Some(result.recv().map_err(|_| stopped())??)
-            }
-            None => None,
-        };
+        let kind = entry.kind;
         enc.str(b"entry")?;
         enc.str(b"(")?;
         enc.str(b"name")?;
         enc.str(name.as_bytes())?;
         enc.str(b"node")?;
         path.push(&name);
-        match node(&path, entry.kind, opened, enc)? {
+        let opened = match prefetch.as_deref_mut() {
+            Some(prefetch) if entry.prefetched => Some(prefetch.take(frame, &path)?),
+            _ => None,
+        };
+        match node(&path, kind, opened, enc)? {
             Some(frame) => stack.push(frame),
             None => {
                 enc.str(b")")?;
@@ -450,14 +495,12 @@ fn node<D: Drain>(
         for entry in fs::read_dir(path).map_err(|e| Error::io("cannot read directory", path, e))? {
             let entry = entry.map_err(|e| Error::io("cannot read directory", path, e))?;
             // Uses the type readdir reports, so most entries need no stat.
-            let kind = entry
-                .file_type()
-                .map_err(|e| Error::io("cannot stat", entry.path(), e))?;
-            entries.push(Entry { name: entry.file_name(), kind, prefetched: None });
+            let kind = entry.file_type().map_err(|e| Error::io("cannot stat", entry.path(), e))?;
+            entries.push(Entry { name: entry.file_name(), kind, prefetched: false });
         }
         // OsStr orders by raw bytes on Unix, which is the order Nix uses.
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Ok(Some(Frame { entries, next: 0, ahead: 0 }))
+        Ok(Some(Frame { entries, next: 0, ahead: 0, batches: VecDeque::new() }))
     } else {
         let what = if kind.is_socket() {
             "a socket"
@@ -522,7 +565,8 @@ mod tests {
         for t in ["nix-archive-1", "(", "type", "directory"] {
             s(&mut want, t.as_bytes());
         }
-        for t in ["entry", "(", "name", "a", "node", "(", "type", "symlink", "target", "/x", ")", ")"]
+        for t in
+            ["entry", "(", "name", "a", "node", "(", "type", "symlink", "target", "/x", ")", ")"]
         {
             s(&mut want, t.as_bytes());
         }
@@ -539,7 +583,8 @@ mod tests {
     fn hash_equals_sha256_of_written_nar_across_buffer_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for (i, size) in [0, 1, 7, 8, 9, CHUNK - 3, CHUNK, CHUNK + 5, 3 * CHUNK + 1].iter().enumerate()
+        for (i, size) in
+            [0, 1, 7, 8, 9, CHUNK - 3, CHUNK, CHUNK + 5, 3 * CHUNK + 1].iter().enumerate()
         {
             let data: Vec<u8> = (0..*size).map(|j| (j * 31 + i) as u8).collect();
             fs::write(root.join(format!("f{i}")), data).unwrap();

@@ -120,6 +120,7 @@ pub fn delete(runsc: &Runsc, container: &ContainerDir, force: bool) -> Result<()
     // supervisor was killed, its state files) goes now.
     if container.runsc_root().exists() {
         let _ = runsc.query(&globals(container), &["delete", "--force", &container.name]);
+        super::supervise::reap_strays(&container.runsc_root());
     }
     container.remove()
 }

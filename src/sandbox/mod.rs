@@ -140,6 +140,9 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
             tracing::warn!("cannot update the container record: {e}");
         }
     })?;
+    if outcome.forced {
+        supervise::reap_strays(&container.runsc_root());
+    }
     let code = supervise::exit_code(&outcome);
     if code == 128 && !outcome.timed_out {
         if let Some(cause) = runsc::failure_cause(&container.runsc_log()) {

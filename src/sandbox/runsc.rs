@@ -3,7 +3,9 @@
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::io::Read;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::request::Network;
 use crate::{Error, Result};
@@ -37,22 +39,48 @@ impl Runsc {
         cmd
     }
 
-    /// Runs a short runsc subcommand (kill, delete, state) and returns stdout.
+    /// Runs a short runsc subcommand (kill, delete, state) and returns its
+    /// stdout. runsc can block on a container it has wedged (a hook that
+    /// timed out, for one), so the call gives up after [`QUERY_TIMEOUT`].
     pub fn query(&self, globals: &Globals, args: &[&str]) -> Result<String> {
-        let output = self
+        let mut child = self
             .command(globals)
             .args(args)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| Error::Runsc(format!("cannot start {}: {e}", self.binary.display())))?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        let deadline = Instant::now() + QUERY_TIMEOUT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::Runsc(format!("{} did not answer within {QUERY_TIMEOUT:?}", args.join(" "))));
+                }
+            }
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        if status.success() {
+            Ok(stdout)
         } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
             Err(Error::Runsc(format!("{} failed: {}", args.join(" "), last_line(&stderr))))
         }
     }
 }
+
+/// How long a runsc control command (kill, state, delete) may take.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// runsc's global flags for one container.
 #[derive(Clone, Debug, Default)]

@@ -41,6 +41,9 @@ pub fn block_signals() -> Result<SigSet> {
 pub struct Outcome {
     pub status: std::process::ExitStatus,
     pub timed_out: bool,
+    /// runsc did not take a signal and its process group was killed; parts
+    /// of the sandbox may still be on their way out.
+    pub forced: bool,
 }
 
 pub struct Launch<'a> {
@@ -85,6 +88,7 @@ impl Launch<'_> {
         on_started(child.id());
         let relays = relay_output(&mut child);
         let timed_out = Arc::new(AtomicBool::new(false));
+        let forced = Arc::new(AtomicBool::new(false));
         let finished = Arc::new(AtomicBool::new(false));
         let forwarder = Forwarder {
             runsc: self.runsc.clone(),
@@ -92,6 +96,7 @@ impl Launch<'_> {
             id: self.id.to_string(),
             runsc_pid: child.id() as i32,
             timed_out: Arc::clone(&timed_out),
+            forced: Arc::clone(&forced),
             finished: Arc::clone(&finished),
         };
         if let Some(timeout) = self.timeout {
@@ -105,7 +110,7 @@ impl Launch<'_> {
         for relay in relays {
             let _ = relay.join();
         }
-        Ok(Outcome { status, timed_out: timed_out.load(Ordering::SeqCst) })
+        Ok(Outcome { status, timed_out: timed_out.load(Ordering::SeqCst), forced: forced.load(Ordering::SeqCst) })
     }
 }
 
@@ -153,12 +158,12 @@ struct Forwarder {
     id: String,
     runsc_pid: i32,
     timed_out: Arc<AtomicBool>,
+    forced: Arc<AtomicBool>,
     finished: Arc<AtomicBool>,
 }
 
 impl Forwarder {
     fn run(self, signals: SigSet) {
-        let mut escalated = false;
         loop {
             let Ok(signal) = signals.wait() else { continue };
             if self.finished.load(Ordering::SeqCst) {
@@ -166,7 +171,6 @@ impl Forwarder {
             }
             let to_send = if signal == Signal::SIGALRM {
                 if self.timed_out.swap(true, Ordering::SeqCst) {
-                    escalated = true;
                     Signal::SIGKILL
                 } else {
                     nix::unistd::alarm::set(TIMEOUT_GRACE.as_secs() as u32);
@@ -176,13 +180,14 @@ impl Forwarder {
                 signal
             };
             tracing::debug!(?to_send, "forwarding signal to the workload");
-            self.deliver(to_send, escalated);
+            self.deliver(to_send);
         }
     }
 
-    /// The container may not exist yet if the signal came early; retry for
-    /// a moment, then stop the sandbox the hard way.
-    fn deliver(&self, signal: Signal, hard_fallback: bool) {
+    /// The container may not exist yet if the signal came early, and a
+    /// wedged runsc may not answer at all: retry for a moment, then stop
+    /// the sandbox the hard way.
+    fn deliver(&self, signal: Signal) {
         let name = signal.as_str().trim_start_matches("SIG").to_string();
         let deadline = Instant::now() + Duration::from_secs(2);
         while !self.finished.load(Ordering::SeqCst) {
@@ -194,9 +199,40 @@ impl Forwarder {
             }
             thread::sleep(Duration::from_millis(50));
         }
-        if !self.finished.load(Ordering::SeqCst) && (hard_fallback || signal != Signal::SIGKILL) {
+        if !self.finished.load(Ordering::SeqCst) {
+            tracing::warn!("runsc did not take {name}; stopping the sandbox");
+            self.forced.store(true, Ordering::SeqCst);
             let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.runsc_pid), Signal::SIGKILL);
         }
+    }
+}
+
+/// Kills whatever is left of a sandbox whose runsc was killed: every
+/// process started with `--root=<runsc_root>` (only ours carry that path),
+/// then waits for them to go.
+pub fn reap_strays(runsc_root: &std::path::Path) {
+    let marker = format!("--root={}", runsc_root.display());
+    let strays = || -> Vec<i32> {
+        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == marker.as_bytes()))
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = strays();
+        if left.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in left {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        thread::sleep(Duration::from_millis(50));
     }
 }
 

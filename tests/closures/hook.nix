@@ -1,10 +1,23 @@
-# An OCI hook for the tests: appends "PHASE <state JSON from stdin>" to the
-# file named by its second argument. Hooks run on the host, so the busybox
-# it runs with comes from the store, like everything else here.
+# An OCI hook for the tests. It appends "PHASE <state JSON from stdin>" to
+# the file named by its second argument; PHASE `env` also appends its
+# environment, `fail` exits 3, and `hang` sleeps past any timeout. Hooks run
+# on the host, so the busybox it runs with comes from the store too.
 { busyboxFile ? /usr/bin/busybox }:
-let t = import ./lib.nix { inherit busyboxFile; };
-in t.script "nucleus-test-hook" ''
+let
+  t = import ./lib.nix { inherit busyboxFile; };
+  bb = "${t.busybox}/bin/busybox";
+in
+t.script "nucleus-test-hook" ''
   mkdir -p $out/bin
-  printf '#!${t.busybox}/bin/sh\nstate=$(${t.busybox}/bin/busybox cat)\necho "$1 $state" >> "$2"\n[ "$1" != fail ] || exit 3\n' > $out/bin/hook
+  cat > $out/bin/hook <<'HOOK'
+  #!${t.busybox}/bin/sh
+  state=$(${bb} cat)
+  echo "$1 $state" >> "$2"
+  case "$1" in
+    env) ${bb} env | ${bb} sort | ${bb} sed 's/^/  env: /' >> "$2" ;;
+    fail) exit 3 ;;
+    hang) ${bb} sleep 30 ;;
+  esac
+  HOOK
   chmod 555 $out/bin/hook
 ''
