@@ -14,6 +14,11 @@ use crate::{Error, Result};
 /// its database and daemon socket.
 const FORBIDDEN_SOURCES: &[&str] = &["/proc", "/sys", "/dev", "/boot", "/etc", "/root", "/run", "/var/run", "/nix"];
 
+/// Secrets are files the operator chose to hand over (NixOS secret managers
+/// keep them under /run and /etc), so only the kernel's views and the
+/// world-readable store are refused.
+const FORBIDDEN_SECRET_SOURCES: &[&str] = &["/proc", "/sys", "/dev", "/nix"];
+
 /// Sandbox paths nucleus owns: the kernel's views, the store, the read-only
 /// system directories, and the secrets directory.
 const FORBIDDEN_DESTINATIONS: &[&str] =
@@ -99,7 +104,7 @@ pub fn parse_volume(text: &str) -> Result<Volume> {
         }
         _ => return Err(Error::invalid(what, format!("'{text}': expected SRC:DST[:ro|rw]"))),
     };
-    Ok(Volume { source: host_source(what, src)?, destination: sandbox_destination(what, dst)?, writable })
+    Ok(Volume { source: host_source(what, src, FORBIDDEN_SOURCES)?, destination: sandbox_destination(what, dst)?, writable })
 }
 
 /// `DST[:SIZE]`.
@@ -116,7 +121,7 @@ pub fn parse_secret(text: &str) -> Result<Secret> {
     let what = "--secret";
     let (src, dst) =
         text.split_once(':').ok_or_else(|| Error::invalid(what, format!("'{text}': expected SRC:DST")))?;
-    let source = host_source(what, src)?;
+    let source = host_source(what, src, FORBIDDEN_SECRET_SOURCES)?;
     if !source.is_file() {
         return Err(Error::invalid(what, format!("'{src}' is not a regular file")));
     }
@@ -129,7 +134,7 @@ pub fn parse_secret(text: &str) -> Result<Secret> {
 
 /// A host directory for `--context`, shown read-only at `/context`.
 pub fn parse_context(text: &str) -> Result<PathBuf> {
-    let source = host_source("--context", text)?;
+    let source = host_source("--context", text, FORBIDDEN_SOURCES)?;
     if !source.is_dir() {
         return Err(Error::invalid("--context", format!("'{text}' is not a directory")));
     }
@@ -318,8 +323,8 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Canonicalises a host path and refuses the host's sensitive trees.
-fn host_source(what: &str, text: &str) -> Result<PathBuf> {
+/// Canonicalises a host path and refuses it at or under any of `forbidden`.
+fn host_source(what: &str, text: &str, forbidden: &[&str]) -> Result<PathBuf> {
     if text.is_empty() {
         return Err(Error::invalid(what, "the source path is empty"));
     }
@@ -328,7 +333,7 @@ fn host_source(what: &str, text: &str) -> Result<PathBuf> {
     if canonical == Path::new("/") {
         return Err(Error::invalid(what, "the host's root directory cannot be shared"));
     }
-    if let Some(prefix) = FORBIDDEN_SOURCES.iter().find(|p| is_at_or_under(&canonical, Path::new(p))) {
+    if let Some(prefix) = forbidden.iter().find(|p| is_at_or_under(&canonical, Path::new(p))) {
         return Err(Error::invalid(
             what,
             format!("source '{text}' ({}) is under {prefix}, which is never shared", canonical.display()),
@@ -461,6 +466,10 @@ mod tests {
         assert!(parse_secret(&format!("{f}:/run/secrets")).is_err());
         assert!(parse_secret(&format!("{f}:/tmp/token")).is_err());
         assert!(parse_secret(&format!("{}:/run/secrets/d", dir.path().display())).is_err());
+        // Secret managers keep their files under /run or /etc; the kernel's
+        // views and the store stay refused.
+        assert!(parse_secret("/etc/hostname:/run/secrets/h").is_ok());
+        assert!(parse_secret("/proc/self/status:/run/secrets/s").is_err());
     }
 
     #[test]
