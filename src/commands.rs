@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::bundle::{self, Bundle, Target as BundleTarget};
 use crate::cli::{BundleCmd, Cli, Command, RunCmd};
+use crate::nix::cache::ClosureCache;
 use crate::nix::closure::Closure;
 use crate::nix::hash::NarHash;
 use crate::nix::installable::Installable;
@@ -63,16 +64,22 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 /// installable → closure → rootfs plan; `None` installable is host mode.
-fn resolve(installable: Option<&str>) -> Result<(Option<Closure>, RootfsPlan)> {
-    match installable {
-        None => Ok((None, RootfsPlan::for_host()?)),
-        Some(text) => {
-            let root = Installable::parse(text)?.realise()?;
+/// With a cache, a closure seen before costs no call to Nix.
+fn resolve(installable: Option<&str>, cache: Option<&ClosureCache>) -> Result<(Option<Closure>, RootfsPlan)> {
+    let Some(text) = installable else { return Ok((None, RootfsPlan::for_host()?)) };
+    let root = Installable::parse(text)?.realise()?;
+    let closure = match cache.and_then(|c| c.load(&root)) {
+        Some(closure) => closure,
+        None => {
             let closure = Closure::query(&root)?;
-            let plan = RootfsPlan::for_closure(&closure)?;
-            Ok((Some(closure), plan))
+            if let Some(cache) = cache {
+                cache.store(&closure);
+            }
+            closure
         }
-    }
+    };
+    let plan = RootfsPlan::for_closure(&closure)?;
+    Ok((Some(closure), plan))
 }
 
 fn run(cmd: RunCmd, state_root: Option<&Path>, debug: bool) -> Result<i32> {
@@ -81,7 +88,9 @@ fn run(cmd: RunCmd, state_root: Option<&Path>, debug: bool) -> Result<i32> {
     // Everything that can be refused is checked before Nix builds anything.
     let runsc = if cmd.dry_run { None } else { Some(Runsc::locate(cmd.runsc.as_deref())?) };
     let state = StateRoot::locate(state_root)?;
-    let (closure, plan) = resolve(req.installable.as_deref())?;
+    let cache = ClosureCache::new(state.closure_cache_dir());
+    let (closure, plan) = resolve(req.installable.as_deref(), Some(&cache))?;
+    tracing::debug!(store_paths = plan.store_paths().len(), "resolved the root filesystem");
     if req.network == Network::Host {
         eprintln!("nucleus: warning: --network host shares the host's network stack with the workload");
     }
@@ -106,7 +115,7 @@ fn write_bundle(cmd: BundleCmd) -> Result<i32> {
         ));
     }
     let out = absolute(&cmd.out)?;
-    let (closure, plan) = resolve(req.installable.as_deref())?;
+    let (closure, plan) = resolve(req.installable.as_deref(), None)?;
     if plan.store_paths().len() > MAX_RUNSC_BINDS {
         eprintln!(
             "nucleus: warning: {} store paths become {0} bind mounts; runsc boots at most {MAX_RUNSC_BINDS} (runc has no such limit, and `nucleus run` needs only one)",

@@ -109,10 +109,12 @@ fn memory_and_cpu_limits_are_enforced() {
     // The CPU quota lands on the sandbox's cgroup on the host.
     let mut child = w
         .nucleus()
-        .args(["run", "--name", "cpu", "--cpus", "0.5", &hello(), "--", "/bin/sh", "-c", "sleep 3"])
+        .args(["run", "--name", "cpu", "--cpus", "0.5", &hello(), "--", "/bin/sh", "-c", "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let quota = (0..50)
+    let quota = (0..200)
         .find_map(|_| {
             std::thread::sleep(std::time::Duration::from_millis(100));
             let state = w.run(&["state", "cpu"]);
@@ -124,7 +126,12 @@ fn memory_and_cpu_limits_are_enforced() {
         })
         .expect("no cgroup with a CPU quota for the sandbox");
     assert_eq!(quota.trim(), "50000");
-    assert!(child.wait().unwrap().success());
+    // Stop it once its TERM handler is in place.
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready, "ready\n");
+    ok(&w.run(&["kill", "cpu"]));
+    ok(&child.wait_with_output().unwrap());
     w.assert_clean();
 }
 
@@ -211,7 +218,8 @@ fn rootless_runs_the_same_closure() {
     let text = ok(&out);
     assert_eq!(text, format!("hello from nix\n{}\n", requisites(&closure("hello")).len()));
     let state = runtime_dir.join("nucleus");
-    assert!(std::fs::read_dir(&state).map(|d| d.count()).unwrap_or(0) == 0, "rootless run left state behind");
+    let left: Vec<String> = entries(&state).into_iter().filter(|e| e != ".cache").collect();
+    assert!(left.is_empty(), "rootless run left state behind: {left:?}");
 }
 
 fn entries(dir: &Path) -> Vec<String> {

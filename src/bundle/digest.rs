@@ -69,6 +69,11 @@ pub fn compute(config: &Value, bundle_dir: &Path, closure: Option<&[ClosureEntry
 /// digests differ.
 pub fn canonical_document(config: &Value, bundle_dir: &Path, closure: Option<&[ClosureEntry]>) -> String {
     let mut config = config.clone();
+    // Where the cgroup sits on the host is unique per run and invisible to
+    // the workload, whose limits are in linux.resources.
+    if let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) {
+        linux.remove("cgroupsPath");
+    }
     let bundle_prefix = format!("{}/", bundle_dir.display());
     if let Some(mounts) = config.get_mut("mounts").and_then(Value::as_array_mut) {
         if closure.is_some() {
@@ -122,6 +127,13 @@ mod tests {
         assert_eq!(compute(&per_path, Path::new("/b"), Some(&e)), compute(&view, Path::new("/b"), Some(&e)));
         let other = vec![ClosureEntry { path: "/nix/store/a-x".into(), nar_hash: "sha256-BBBB".into() }];
         assert_ne!(compute(&view, Path::new("/b"), Some(&e)), compute(&view, Path::new("/b"), Some(&other)));
+    }
+
+    #[test]
+    fn the_cgroup_placement_is_not_part_of_the_digest() {
+        let a = json!({"linux": {"cgroupsPath": "/nucleus-1", "resources": {"pids": {"limit": 64}}}});
+        let b = json!({"linux": {"cgroupsPath": "/nucleus-2", "resources": {"pids": {"limit": 64}}}});
+        assert_eq!(compute(&a, Path::new("/b"), None), compute(&b, Path::new("/b"), None));
     }
 
     #[test]

@@ -42,6 +42,9 @@ impl SafeDir {
     /// An existing directory is opened, not an error, unless `exclusive`.
     pub fn subdir(&self, name: &str, mode: u32, exclusive: bool) -> Result<SafeDir> {
         let child = self.path.join(name);
+        if name == ".." || name.contains('/') {
+            return Err(Error::Bundle(format!("refusing '{name}' as a directory name")));
+        }
         match mkdirat(Some(self.fd.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
             Ok(()) => {}
             Err(Errno::EEXIST) if !exclusive => {}
@@ -58,13 +61,23 @@ impl SafeDir {
         Ok(SafeDir { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path: child })
     }
 
-    /// Creates every directory along `relative` (components only, no `..`).
+    /// Creates child directory `name` unless it exists, without opening it.
+    pub fn mkdir(&self, name: &str, mode: u32) -> Result<()> {
+        if name.is_empty() || name == ".." || name.contains('/') {
+            return Err(Error::Bundle(format!("refusing '{name}' as a directory name")));
+        }
+        match mkdirat(Some(self.fd.as_raw_fd()), name, Mode::from_bits_truncate(mode)) {
+            Ok(()) | Err(Errno::EEXIST) => Ok(()),
+            Err(e) => Err(Error::io("cannot create", self.path.join(name), e.into())),
+        }
+    }
+
+    /// Creates every directory along `relative` (components only, no `..`)
+    /// and opens the last one.
     pub fn subdirs(&self, relative: &str, mode: u32) -> Result<SafeDir> {
-        let mut dir = self.subdir(".", mode, false)?;
-        for name in relative.split('/').filter(|c| !c.is_empty() && *c != ".") {
-            if name == ".." {
-                return Err(Error::Bundle(format!("refusing '..' in {relative}")));
-            }
+        let mut names = relative.split('/').filter(|c| !c.is_empty() && *c != ".");
+        let mut dir = self.subdir(names.next().unwrap_or("."), mode, false)?;
+        for name in names {
             dir = dir.subdir(name, mode, false)?;
         }
         Ok(dir)

@@ -2,6 +2,7 @@
 //! `nix` commands that resolve installables and report closures.
 
 pub mod base32;
+pub mod cache;
 pub mod closure;
 pub mod command;
 pub mod hash;

@@ -55,6 +55,7 @@ pub fn build_spec(plan: &RootfsPlan, req: &RunRequest, layout: StoreLayout, bund
         devices: defaults::devices(),
         rootfs_propagation: defaults::ROOTFS_PROPAGATION.into(),
         seccomp: req.seccomp.clone(),
+        cgroups_path: None,
     };
     match req.network {
         Network::None => {}

@@ -158,6 +158,10 @@ pub struct Linux {
     pub rootfs_propagation: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<serde_json::Value>,
+    /// Where the runtime puts the container's cgroup; runsc's default is
+    /// the container id, which another state root may use too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,7 +71,11 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
     let mut cleanup = Cleanup { container: container.clone(), mounts: Vec::new(), secrets: None, keep: opts.keep };
 
     let bundle_dir = container.bundle_dir();
-    let spec = build_spec(plan, req, layout, &bundle_dir);
+    let mut spec = build_spec(plan, req, layout, &bundle_dir);
+    if req.limits.any() {
+        // Unique per run, unlike the name: state roots do not share names.
+        spec.linux.cgroups_path = Some(format!("/{}", generated_name()));
+    }
     let bundle = Bundle::prepare(&bundle_dir, &spec, closure)?;
     bundle.write(Target::New, &spec)?;
     let me = std::process::id();
@@ -88,6 +92,7 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
         exit_status: None,
     };
     container.write_record(&record)?;
+    tracing::debug!(bundle = %bundle_dir.display(), "wrote the bundle");
 
     let in_memory = !req.rootless;
     if in_memory {
@@ -116,6 +121,7 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
         namespace::stage_secrets(&dir, &staged, req.user.uid, req.user.gid, in_memory)?;
     }
 
+    tracing::debug!("prepared the mount namespace");
     let globals = Globals {
         root: container.runsc_root(),
         log: Some(container.runsc_log()),
@@ -140,6 +146,7 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
             tracing::warn!("cannot update the container record: {e}");
         }
     })?;
+    tracing::debug!(status = ?outcome.status, "runsc exited");
     if outcome.forced {
         supervise::reap_strays(&container.runsc_root());
     }

@@ -94,11 +94,18 @@ fn hide_root_network_marker() -> Result<()> {
 
 /// Fills `view` (an empty directory) with read-only binds of `paths`, then
 /// makes the view itself read-only.
+///
+/// The store is bound read-only once, beside the per-path mountpoints, and
+/// every path is bound from there: a bind inherits its source mount's
+/// read-only, nosuid and nodev flags, which saves a remount per path.
 pub fn prepare_store_view(view: &Path, paths: &[StorePath]) -> Result<()> {
     let fail = |what: &str, path: &Path, e: nix::Error| Error::io(what, path, e.into());
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("tmpfs"), view, Some("tmpfs"), tmpfs_flags, Some("mode=0755,size=1m"))
         .map_err(|e| fail("cannot mount the store view on", view, e))?;
+    let staging = view.join(STAGING);
+    std::fs::create_dir(&staging).map_err(|e| Error::io("cannot create", &staging, e))?;
+    bind_read_only(Path::new(STORE_DIR), &staging)?;
     for path in paths {
         let mountpoint = view.join(path.base_name());
         if path.as_path().is_dir() {
@@ -106,11 +113,23 @@ pub fn prepare_store_view(view: &Path, paths: &[StorePath]) -> Result<()> {
         } else {
             File::create(&mountpoint).map_err(|e| Error::io("cannot create", &mountpoint, e))?;
         }
-        bind_read_only(path.as_path(), &mountpoint)?;
+        let source = staging.join(path.base_name());
+        mount(Some(&source), &mountpoint, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+            .map_err(|e| fail(&format!("cannot bind {path} on"), &mountpoint, e))?;
     }
+    // The staging bind (the whole store) must not be visible in the view.
+    nix::mount::umount2(&staging, nix::mount::MntFlags::MNT_DETACH)
+        .map_err(|e| fail("cannot unmount", &staging, e))?;
+    std::fs::remove_dir(&staging).map_err(|e| Error::io("cannot remove", &staging, e))?;
     mount(None::<&str>, view, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | tmpfs_flags, None::<&str>)
         .map_err(|e| fail("cannot make read-only", view, e))
 }
+
+/// Where the whole store is bound, briefly, inside the view. A store path's
+/// name never starts with a dot, so this cannot collide with one.
+const STAGING: &str = ".store";
+
+const STORE_DIR: &str = "/nix/store";
 
 /// A bind mount is created writable; read-only takes a second, remounting
 /// call.

@@ -46,6 +46,12 @@ impl StateRoot {
         Ok(StateRoot { dir })
     }
 
+    /// Where `run` caches closures (see [`crate::nix::cache`]); a dot name
+    /// can never be a container's.
+    pub fn closure_cache_dir(&self) -> PathBuf {
+        self.dir.join(".cache").join("closures")
+    }
+
     /// Opens the state root, creating it 0700 on first use.
     fn open(&self) -> Result<SafeDir> {
         match SafeDir::open(&self.dir) {

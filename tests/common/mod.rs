@@ -105,11 +105,13 @@ impl World {
         self.run(&["run", closure.to_str().unwrap(), "--", "/bin/sh", "-c", script])
     }
 
-    /// Asserts the state root holds no container and no mount of ours leaked.
+    /// Asserts the state root holds no container (the closure cache in
+    /// `.cache` is kept on purpose) and no mount of ours leaked.
     pub fn assert_clean(&self) {
         let root = self.state_root();
         if root.exists() {
-            let left: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).collect();
+            let left: Vec<_> =
+                std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).filter(|p| !p.ends_with(".cache")).collect();
             assert!(left.is_empty(), "left behind in the state root: {left:?}");
         }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();

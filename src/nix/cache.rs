@@ -1,0 +1,134 @@
+//! A cache of closures, so that `run` does not start a `nix` process (about
+//! 30 ms, most of nucleus's own start-up) for a closure it has seen.
+//!
+//! What Nix records about a valid store path (narHash, narSize, references)
+//! never changes while the path stays valid. A path that is deleted and
+//! built or added again is a new directory entry with a new inode and change
+//! time, so each cached path carries a fingerprint of its top-level entry
+//! (device, inode, ctime) and the whole entry is used only if every
+//! fingerprint still matches; otherwise Nix is asked again.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::hash::NarHash;
+use super::{Closure, PathInfo, StorePath};
+
+/// Format version of the cache files; bump it to drop old entries.
+const VERSION: u32 = 1;
+
+pub struct ClosureCache {
+    dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    version: u32,
+    root: String,
+    paths: Vec<CachedPath>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedPath {
+    path: String,
+    #[serde(rename = "narHash")]
+    nar_hash: String,
+    #[serde(rename = "narSize")]
+    nar_size: u64,
+    references: Vec<String>,
+    fingerprint: [i64; 4],
+}
+
+impl ClosureCache {
+    /// A cache in `dir`, created on first store.
+    pub fn new(dir: PathBuf) -> Self {
+        ClosureCache { dir }
+    }
+
+    fn file(&self, root: &StorePath) -> PathBuf {
+        self.dir.join(format!("{}.json", root.base_name()))
+    }
+
+    /// The cached closure of `root`, if every path is still the one cached.
+    pub fn load(&self, root: &StorePath) -> Option<Closure> {
+        let text = std::fs::read(self.file(root)).ok()?;
+        let entry: Entry = serde_json::from_slice(&text).ok()?;
+        if entry.version != VERSION || entry.root != root.as_str() {
+            return None;
+        }
+        let mut paths = Vec::with_capacity(entry.paths.len());
+        for cached in entry.paths {
+            if fingerprint(Path::new(&cached.path))? != cached.fingerprint {
+                return None;
+            }
+            paths.push(PathInfo {
+                path: StorePath::parse(&cached.path).ok()?,
+                nar_hash: NarHash::parse(&cached.nar_hash).ok()?,
+                nar_size: cached.nar_size,
+                references: cached.references.iter().map(|r| StorePath::parse(r)).collect::<Result<_, _>>().ok()?,
+            });
+        }
+        Some(Closure { root: root.clone(), paths })
+    }
+
+    /// Remembers `closure`. Failing to is harmless: the next run asks Nix.
+    pub fn store(&self, closure: &Closure) {
+        let paths: Option<Vec<CachedPath>> = closure
+            .paths
+            .iter()
+            .map(|p| {
+                Some(CachedPath {
+                    path: p.path.to_string(),
+                    nar_hash: p.nar_hash.to_string(),
+                    nar_size: p.nar_size,
+                    references: p.references.iter().map(|r| r.to_string()).collect(),
+                    fingerprint: fingerprint(p.path.as_path())?,
+                })
+            })
+            .collect();
+        let Some(paths) = paths else { return };
+        let entry = Entry { version: VERSION, root: closure.root.to_string(), paths };
+        if let Err(e) = self.write(&closure.root, &entry) {
+            tracing::debug!("closure cache not written: {e}");
+        }
+    }
+
+    fn write(&self, root: &StorePath, entry: &Entry) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let text = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        // Unique per process, renamed into place: concurrent runs never see
+        // half a file.
+        let tmp = self.dir.join(format!(".{}.{}.tmp", root.base_name(), std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, self.file(root)).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+}
+
+/// Device, inode and change time of a store path's top-level entry.
+fn fingerprint(path: &Path) -> Option<[i64; 4]> {
+    let meta = path.symlink_metadata().ok()?;
+    Some([meta.dev() as i64, meta.ino() as i64, meta.ctime(), meta.ctime_nsec()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_foreign_entry_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ClosureCache::new(dir.path().join("closures"));
+        let root = StorePath::parse("/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox").unwrap();
+        assert!(cache.load(&root).is_none());
+        std::fs::create_dir_all(dir.path().join("closures")).unwrap();
+        std::fs::write(cache.file(&root), "not json").unwrap();
+        assert!(cache.load(&root).is_none());
+        let other = r#"{"version":1,"root":"/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-other","paths":[]}"#;
+        std::fs::write(cache.file(&root), other).unwrap();
+        assert!(cache.load(&root).is_none());
+    }
+}
