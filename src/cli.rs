@@ -255,6 +255,12 @@ impl SpecArgs {
         if req.rootless && req.network != Network::None {
             return Err(crate::Error::invalid("--network", "--rootless supports only --network none"));
         }
+        if req.rootless && req.limits.any() {
+            return Err(crate::Error::invalid(
+                "--rootless",
+                "--memory, --cpus and --pids need cgroups, which only root can set up",
+            ));
+        }
         req.timeout = timeout.map(policy::parse_timeout).transpose()?.map(Duration::from_secs);
         policy::check_request(&req)?;
         Ok(req)

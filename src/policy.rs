@@ -416,7 +416,7 @@ mod tests {
         assert_eq!(parse_volume(&format!("{src}:/data/./x//y:rw")).unwrap().destination, "/data/x/y");
         for bad in [
             format!("{src}:/data:rx"),
-            format!("{src}"),
+            src.to_string(),
             format!("{src}:relative"),
             format!("{src}:/a/../b"),
             format!("{src}:/"),

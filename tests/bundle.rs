@@ -274,10 +274,13 @@ fn configs_validate_against_the_oci_schema() {
 }
 
 #[test]
-fn a_bundle_runs_unchanged_under_runc() {
+fn a_200_path_bundle_runs_unchanged_under_runc() {
     let w = World::new();
     let dir = w.tmp.path().join("b");
-    bundle(&w, &dir, &[], &["/bin/sh", "-c", "cat /etc/motd; ls /nix/store | wc -l; echo x > /probe || echo read-only"]);
+    let wide = closure_with("wide", &[("width", "198")]);
+    assert_eq!(requisites(&wide).len(), 200);
+    let script = "cat /etc/motd; ls /nix/store | wc -l; echo x > /probe || echo read-only";
+    ok(&w.run(&["bundle", "--out", dir.to_str().unwrap(), wide.to_str().unwrap(), "--", "/bin/sh", "-c", script]));
     let runc_root = w.tmp.path().join("runc-root");
     let id = format!("nucleus-test-{}", std::process::id());
     let out = Command::new("runc")
@@ -292,6 +295,6 @@ fn a_bundle_runs_unchanged_under_runc() {
     let text = ok(&out);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("nucleus test closure"));
-    assert_eq!(lines.next().map(str::trim), Some(requisites(&closure("hello")).len().to_string().as_str()));
+    assert_eq!(lines.next().map(str::trim), Some("200"));
     assert_eq!(lines.next(), Some("read-only"));
 }

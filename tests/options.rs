@@ -282,6 +282,7 @@ fn bad_input_is_125_with_a_reason_and_leaves_nothing() {
         vec!["--timeout".into(), "0".into()],
         vec!["--timeout".into(), "soon".into()],
         vec!["--rootless".into(), "--network".into(), "sandbox".into()],
+        vec!["--rootless".into(), "--memory".into(), "64M".into()],
         vec!["--bogus-flag".into()],
     ];
     for spec in [

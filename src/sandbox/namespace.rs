@@ -134,7 +134,7 @@ const STORE_DIR: &str = "/nix/store";
 /// A bind mount is created writable; read-only takes a second, remounting
 /// call.
 fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
-    let fail = |e: nix::Error| Error::io(&format!("cannot bind {} on", source.display()), target, e.into());
+    let fail = |e: nix::Error| Error::io(format!("cannot bind {} on", source.display()), target, e.into());
     mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(fail)?;
     let read_only = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount(None::<&str>, target, None::<&str>, read_only, None::<&str>).map_err(fail)
