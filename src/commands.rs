@@ -11,7 +11,7 @@ use crate::nix::closure::Closure;
 use crate::nix::hash::NarHash;
 use crate::nix::installable::Installable;
 use crate::nix::nar::nar_sha256;
-use crate::oci::{build_spec, StoreLayout};
+use crate::oci::{build_spec, Launcher};
 use crate::request::{Network, RunRequest};
 use crate::rootfs::RootfsPlan;
 use crate::sandbox::{self, lifecycle, LaunchOptions, Runsc, StateRoot, MAX_RUNSC_BINDS};
@@ -96,8 +96,8 @@ fn run(cmd: RunCmd, state_root: Option<&Path>, debug: bool) -> Result<i32> {
     }
     let Some(runsc) = runsc else {
         let name = name.unwrap_or_else(|| "dry-run".to_string());
-        let bundle_dir = state.dir.join(&name).join("bundle");
-        let spec = build_spec(&plan, &req, sandbox::store_layout(&req, &plan), &bundle_dir);
+        let bundle_dir = state.container_dir(&name).bundle_dir();
+        let spec = build_spec(&plan, &req, Launcher::for_run(&req), &bundle_dir);
         let bundle = Bundle::prepare(&bundle_dir, &spec, closure.as_ref())?;
         print_text(&format!("{}\n{}\n", to_json(&bundle.config)?, bundle.record.digest))?;
         return Ok(0);
@@ -122,7 +122,7 @@ fn write_bundle(cmd: BundleCmd) -> Result<i32> {
             plan.store_paths().len()
         );
     }
-    let spec = build_spec(&plan, &req, StoreLayout::PerPath, &out);
+    let spec = build_spec(&plan, &req, Launcher::Standalone, &out);
     let bundle = Bundle::prepare(&out, &spec, closure.as_ref())?;
     bundle.write(BundleTarget::EmptyOrNew, &spec)?;
     print_line(bundle.record.digest.as_str())?;

@@ -143,10 +143,7 @@ pub fn parse_context(text: &str) -> Result<PathBuf> {
 
 /// `UID[:GID]`, numeric. The group defaults to the user id.
 pub fn parse_user(text: &str) -> Result<UserSpec> {
-    let number = |s: &str| {
-        s.parse::<u32>()
-            .map_err(|_| Error::invalid("--user", format!("'{text}': expected numeric UID[:GID]")))
-    };
+    let number = |s: &str| decimal(s).ok_or_else(|| Error::invalid("--user", format!("'{text}': expected numeric UID[:GID]")));
     let (uid, gid) = match text.split_once(':') {
         Some((u, g)) => (number(u)?, number(g)?),
         None => (number(text)?, number(text)?),
@@ -155,7 +152,16 @@ pub fn parse_user(text: &str) -> Result<UserSpec> {
 }
 
 pub fn parse_gid(text: &str) -> Result<u32> {
-    text.parse().map_err(|_| Error::invalid("--group-add", format!("'{text}' is not a numeric group id")))
+    decimal(text).ok_or_else(|| Error::invalid("--group-add", format!("'{text}' is not a numeric group id")))
+}
+
+/// Digits only: Rust's parsers also take a leading `+`, and one value
+/// should have one spelling.
+fn decimal<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 pub fn parse_workdir(text: &str) -> Result<String> {
@@ -197,9 +203,7 @@ pub fn parse_cpus(text: &str) -> Result<u64> {
 }
 
 pub fn parse_pids(text: &str) -> Result<u64> {
-    let n: u64 = text
-        .parse()
-        .map_err(|_| Error::invalid("--pids", format!("'{text}' is not a whole number")))?;
+    let n: u64 = decimal(text).ok_or_else(|| Error::invalid("--pids", format!("'{text}' is not a whole number")))?;
     if n < MIN_PIDS {
         return Err(Error::invalid(
             "--pids",
@@ -210,8 +214,8 @@ pub fn parse_pids(text: &str) -> Result<u64> {
 }
 
 pub fn parse_timeout(text: &str) -> Result<u64> {
-    match text.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
+    match decimal::<u64>(text) {
+        Some(n) if n > 0 => Ok(n),
         _ => Err(Error::invalid("--timeout", format!("'{text}': expected a whole number of seconds above 0"))),
     }
 }
@@ -450,6 +454,8 @@ mod tests {
             assert!(parse_cpus(bad).is_err(), "{bad}");
         }
         assert!(parse_pids("49").is_err());
+        assert!(parse_pids("+64").is_err());
+        assert!(parse_timeout("+5").is_err());
         assert_eq!(parse_pids("64").unwrap(), 64);
     }
 
@@ -458,6 +464,7 @@ mod tests {
         assert_eq!(parse_user("1000").unwrap(), UserSpec { uid: 1000, gid: 1000, additional_gids: vec![] });
         assert_eq!(parse_user("1:2").unwrap().gid, 2);
         assert!(parse_user("root").is_err());
+        assert!(parse_user("+0").is_err());
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "x").unwrap();

@@ -205,21 +205,30 @@ fn rootless_runs_the_same_closure() {
     assert!(chown.success(), "user {ROOTLESS_USER} missing: .ci/run creates it");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(w.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("runuser")
-        .args(["-u", ROOTLESS_USER, "--", "env", "-i"])
-        .arg(format!("PATH={}", std::env::var("PATH").unwrap()))
-        .arg(format!("XDG_RUNTIME_DIR={}", runtime_dir.display()))
-        .arg("NIX_REMOTE=daemon")
-        .arg(NUCLEUS)
-        .args(["run", "--rootless", &hello(), "--", "/bin/sh", "-c", "/bin/hello; ls /nix/store | wc -l"])
-        .current_dir(&runtime_dir)
-        .output()
-        .unwrap();
+    let as_user = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", ROOTLESS_USER, "--", "env", "-i"])
+            .arg(format!("PATH={}", std::env::var("PATH").unwrap()))
+            .arg(format!("XDG_RUNTIME_DIR={}", runtime_dir.display()))
+            .arg("NIX_REMOTE=daemon")
+            .arg(NUCLEUS)
+            .args(args)
+            .current_dir(&runtime_dir)
+            .output()
+            .unwrap()
+    };
+    let out = as_user(&["run", "--rootless", &hello(), "--", "/bin/sh", "-c", "/bin/hello; ls /nix/store | wc -l"]);
     let text = ok(&out);
     assert_eq!(text, format!("hello from nix\n{}\n", requisites(&closure("hello")).len()));
     let state = runtime_dir.join("nucleus");
     let left: Vec<String> = entries(&state).into_iter().filter(|e| e != ".cache").collect();
     assert!(left.is_empty(), "rootless run left state behind: {left:?}");
+    // Without a private mount namespace every store path is a bind of its
+    // own, and runsc boots only so many: a clear refusal, not a hang.
+    let wide = closure("wide");
+    let out = as_user(&["run", "--rootless", wide.to_str().unwrap(), "--", "/bin/true"]);
+    assert_status(&out, 125);
+    assert!(stderr(&out).contains("bind mounts"), "{}", stderr(&out));
 }
 
 fn entries(dir: &Path) -> Vec<String> {

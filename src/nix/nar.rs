@@ -597,6 +597,38 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_batches_match_the_reference() {
+        // More files than the prefetch window holds, runs cut short by
+        // subdirectories, and sizes on both sides of `SMALL`.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let small = SMALL as usize;
+        for i in 0..(WINDOW + 2) * BATCH * 2 {
+            let name = format!("e{i:04}");
+            match i % 11 {
+                0 => fs::create_dir_all(root.join(&name).join("inner")).unwrap(),
+                1 => {
+                    fs::create_dir(root.join(&name)).unwrap();
+                    for j in 0..BATCH + 3 {
+                        fs::write(root.join(&name).join(format!("f{j}")), [j as u8; 3]).unwrap();
+                    }
+                }
+                2 => symlink(&name, root.join(&name)).unwrap(),
+                k => {
+                    let size = [0, 1, small - 1, small, small + 1, 3 * small, 8, 100, 5][k - 3];
+                    fs::write(root.join(&name), vec![i as u8; size]).unwrap();
+                    if i % 3 == 0 {
+                        fs::set_permissions(root.join(&name), fs::Permissions::from_mode(0o755))
+                            .unwrap();
+                    }
+                }
+            }
+        }
+        let want: [u8; 32] = Sha256::digest(nar(root)).into();
+        assert_eq!(nar_sha256(root).unwrap(), want);
+    }
+
+    #[test]
     fn deep_nesting_does_not_overflow() {
         let dir = tempfile::tempdir().unwrap();
         let mut p = dir.path().to_path_buf();

@@ -22,6 +22,18 @@ pub const SECRETS_STAGING_DIR: &str = "secrets";
 /// which it inherits from nucleus.
 pub const PREPARED_NETWORK_NAMESPACE: &str = "/proc/self/ns/net";
 
+/// Who starts the bundle, and so what is prepared around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Launcher {
+    /// `nucleus run` as root: a private mount namespace holding the store
+    /// view, and for `--network sandbox` a network namespace of its own.
+    Nucleus,
+    /// `nucleus run --rootless`: no namespaces of its own to prepare.
+    NucleusRootless,
+    /// Any runtime reading the bundle from disk (`nucleus bundle`).
+    Standalone,
+}
+
 /// How the closure's store paths reach `/nix/store`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreLayout {
@@ -33,6 +45,24 @@ pub enum StoreLayout {
     PreparedView,
 }
 
+impl Launcher {
+    pub fn for_run(req: &RunRequest) -> Self {
+        if req.rootless {
+            Launcher::NucleusRootless
+        } else {
+            Launcher::Nucleus
+        }
+    }
+
+    /// Host mode shows the whole store with one bind either way.
+    pub fn store_layout(self, plan: &RootfsPlan) -> StoreLayout {
+        match (self, &plan.store) {
+            (Launcher::Nucleus, StoreView::Closure(_)) => StoreLayout::PreparedView,
+            _ => StoreLayout::PerPath,
+        }
+    }
+}
+
 /// Where the staged copy of secret number `index` lives inside the bundle.
 pub fn secret_staging_path(bundle_dir: &Path, index: usize) -> PathBuf {
     bundle_dir.join(SECRETS_STAGING_DIR).join(index.to_string())
@@ -41,10 +71,10 @@ pub fn secret_staging_path(bundle_dir: &Path, index: usize) -> PathBuf {
 /// Builds the hardened Spec. `bundle_dir` is where the bundle will live;
 /// only the store view and staged secrets refer to it, and the digest
 /// replaces it with a placeholder, so the location never reaches the digest.
-pub fn build_spec(plan: &RootfsPlan, req: &RunRequest, layout: StoreLayout, bundle_dir: &Path) -> Spec {
+pub fn build_spec(plan: &RootfsPlan, req: &RunRequest, launcher: Launcher, bundle_dir: &Path) -> Spec {
     let mut mounts = defaults::system_mounts();
     mounts.extend(plan.system.iter().map(|b| Mount::bind(b.source.display().to_string(), &b.destination, false)));
-    mounts.extend(store_mounts(plan, layout, bundle_dir));
+    mounts.extend(store_mounts(plan, launcher.store_layout(plan), bundle_dir));
     mounts.extend(user_mounts(req, bundle_dir));
 
     let mut linux = Linux {
@@ -54,7 +84,7 @@ pub fn build_spec(plan: &RootfsPlan, req: &RunRequest, layout: StoreLayout, bund
         readonly_paths: defaults::READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
         devices: defaults::devices(),
         rootfs_propagation: defaults::ROOTFS_PROPAGATION.into(),
-        seccomp: req.seccomp.clone(),
+        seccomp: seccomp(req),
         cgroups_path: None,
     };
     match req.network {
@@ -63,7 +93,7 @@ pub fn build_spec(plan: &RootfsPlan, req: &RunRequest, layout: StoreLayout, bund
         // Under `nucleus run`, runsc joins the network namespace that the
         // sandbox stage prepared (loopback up, nothing else); runsc's own
         // fresh namespace would have loopback down, and no network at all.
-        Network::Sandbox if layout == StoreLayout::PreparedView => {
+        Network::Sandbox if launcher == Launcher::Nucleus => {
             for ns in linux.namespaces.iter_mut().filter(|n| n.kind == "network") {
                 ns.path = Some(PREPARED_NETWORK_NAMESPACE.to_string());
             }
@@ -129,6 +159,24 @@ fn user_mounts(req: &RunRequest, bundle_dir: &Path) -> Vec<Mount> {
     mounts
 }
 
+/// The user's profile, if any, plus — when a volume is writable — rules that
+/// keep the workload from setting setuid or setgid bits: root inside is
+/// root to the host's view of a volume, and a setuid-root file left there
+/// would be a way up on the host.
+fn seccomp(req: &RunRequest) -> Option<serde_json::Value> {
+    if !req.volumes.iter().any(|v| v.writable) {
+        return req.seccomp.clone();
+    }
+    let mut profile = req.seccomp.clone().unwrap_or_else(|| serde_json::json!({ "defaultAction": "SCMP_ACT_ALLOW" }));
+    if let Some(object) = profile.as_object_mut() {
+        let rules = object.entry("syscalls").or_insert_with(|| serde_json::json!([]));
+        if let Some(rules) = rules.as_array_mut() {
+            rules.extend(defaults::setid_guard_rules());
+        }
+    }
+    Some(profile)
+}
+
 fn resources(req: &RunRequest) -> Resources {
     let limits = &req.limits;
     Resources {
@@ -163,7 +211,7 @@ mod tests {
     #[test]
     fn hardened_defaults() {
         let req = RunRequest::new(Some("x".into()), vec!["/bin/hello".into()]);
-        let spec = build_spec(&closure_plan(), &req, StoreLayout::PerPath, Path::new("/b"));
+        let spec = build_spec(&closure_plan(), &req, Launcher::Standalone, Path::new("/b"));
         let p = &spec.process;
         assert!(p.no_new_privileges);
         let caps = &p.capabilities;
@@ -191,7 +239,7 @@ mod tests {
     #[test]
     fn the_prepared_view_is_one_bind_inside_the_bundle() {
         let req = RunRequest::new(Some("x".into()), vec!["/bin/hello".into()]);
-        let spec = build_spec(&closure_plan(), &req, StoreLayout::PreparedView, Path::new("/run/b"));
+        let spec = build_spec(&closure_plan(), &req, Launcher::Nucleus, Path::new("/run/b"));
         let store: Vec<&Mount> = spec.mounts.iter().filter(|m| m.destination.starts_with(STORE_DIR)).collect();
         assert_eq!(store.len(), 1);
         assert_eq!(store[0].source, "/run/b/store-view");
@@ -205,7 +253,7 @@ mod tests {
         req.tmpfs.push(Tmpfs { destination: "/data".into(), size_bytes: Some(1024) });
         req.limits.cpu_millis = Some(500);
         req.limits.memory_bytes = Some(64 << 20);
-        let spec = build_spec(&RootfsPlan::for_host().unwrap(), &req, StoreLayout::PerPath, Path::new("/b"));
+        let spec = build_spec(&RootfsPlan::for_host().unwrap(), &req, Launcher::Standalone, Path::new("/b"));
         let dests: Vec<&str> = spec.mounts.iter().map(|m| m.destination.as_str()).collect();
         let data = dests.iter().position(|d| *d == "/data").unwrap();
         let sub = dests.iter().position(|d| *d == "/data/sub/x").unwrap();
@@ -218,9 +266,27 @@ mod tests {
     }
 
     #[test]
+    fn a_writable_volume_brings_the_setid_guard() {
+        let mut req = RunRequest::new(None, vec!["/bin/true".into()]);
+        let plan = RootfsPlan::for_host().unwrap();
+        assert!(build_spec(&plan, &req, Launcher::Nucleus, Path::new("/b")).linux.seccomp.is_none());
+        req.volumes.push(Volume { source: "/srv".into(), destination: "/data".into(), writable: true });
+        let seccomp = build_spec(&plan, &req, Launcher::Nucleus, Path::new("/b")).linux.seccomp.unwrap();
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ALLOW");
+        let chmod = seccomp["syscalls"].as_array().unwrap().iter().filter(|r| r["names"][0] == "chmod").count();
+        assert_eq!(chmod, 3, "one rule each for setuid, setgid and both");
+        // A user's profile keeps its own rules and gains the guard.
+        req.seccomp = Some(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
+        let seccomp = build_spec(&plan, &req, Launcher::Nucleus, Path::new("/b")).linux.seccomp.unwrap();
+        assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(seccomp["syscalls"][0]["names"][0], "read");
+        assert!(seccomp["syscalls"].as_array().unwrap().len() > 1);
+    }
+
+    #[test]
     fn json_shape() {
         let req = RunRequest::new(Some("x".into()), vec!["/bin/hello".into()]);
-        let spec = build_spec(&closure_plan(), &req, StoreLayout::PerPath, Path::new("/b"));
+        let spec = build_spec(&closure_plan(), &req, Launcher::Standalone, Path::new("/b"));
         let v = serde_json::to_value(&spec).unwrap();
         assert_eq!(v["ociVersion"], "1.0.2");
         assert_eq!(v["process"]["noNewPrivileges"], true);

@@ -97,3 +97,31 @@ pub fn device_rules() -> Vec<DeviceRule> {
         }))
         .collect()
 }
+
+/// Syscalls that can set a file's mode, with the index of the mode
+/// argument: chmod(path, mode), fchmodat(dirfd, path, mode), open(path,
+/// flags, mode), openat(dirfd, path, flags, mode)…
+const MODE_SETTING_SYSCALLS: &[(&[&str], u32)] = &[
+    (&["chmod", "fchmod", "creat", "mknod", "mkdir"], 1),
+    (&["fchmodat", "open", "mknodat", "mkdirat"], 2),
+    (&["openat"], 3),
+];
+
+/// Seccomp rules (OCI form) that fail with EPERM any call that would set
+/// the setuid or setgid bit: one rule per bit combination, since a rule
+/// matches `(mode & 06000) == value`.
+pub fn setid_guard_rules() -> Vec<serde_json::Value> {
+    const SETID_BITS: u64 = 0o6000;
+    let mut rules = Vec::new();
+    for (names, index) in MODE_SETTING_SYSCALLS {
+        for bits in [0o4000u64, 0o2000, 0o6000] {
+            rules.push(serde_json::json!({
+                "names": names,
+                "action": "SCMP_ACT_ERRNO",
+                "errnoRet": libc::EPERM,
+                "args": [{ "index": index, "value": SETID_BITS, "valueTwo": bits, "op": "SCMP_CMP_MASKED_EQ" }],
+            }));
+        }
+    }
+    rules
+}

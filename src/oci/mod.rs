@@ -5,5 +5,5 @@ pub mod build;
 pub mod defaults;
 pub mod spec;
 
-pub use build::{build_spec, StoreLayout};
+pub use build::{build_spec, Launcher, StoreLayout};
 pub use spec::Spec;

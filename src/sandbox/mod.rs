@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use crate::bundle::{Bundle, Target};
 use crate::nix::Closure;
 use crate::oci::build::{secret_staging_path, SECRETS_STAGING_DIR, STORE_VIEW_DIR};
-use crate::oci::{build_spec, StoreLayout};
+use crate::oci::{build_spec, Launcher, StoreLayout};
 use crate::request::{Network, RunRequest};
-use crate::rootfs::{RootfsPlan, StoreView};
+use crate::rootfs::RootfsPlan;
 use crate::{Error, Result};
 
 pub use runsc::{Globals, Runsc};
@@ -35,27 +35,30 @@ pub struct LaunchOptions {
     pub debug: bool,
 }
 
-/// The store layout `run` uses: a prepared view needs a private mount
-/// namespace, which an unprivileged caller cannot make. Host mode shows the
-/// whole store with one bind either way.
-pub fn store_layout(req: &RunRequest, plan: &RootfsPlan) -> StoreLayout {
-    match plan.store {
-        StoreView::Closure(_) if !req.rootless => StoreLayout::PreparedView,
-        _ => StoreLayout::PerPath,
-    }
-}
-
 /// Writes the bundle, starts the sandbox, waits for it and cleans up.
 /// Returns the workload's exit status.
 pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts: &LaunchOptions) -> Result<i32> {
     // Before any thread exists, so that only the forwarder receives them.
     let signals = supervise::block_signals()?;
-    let layout = store_layout(req, plan);
-    if layout == StoreLayout::PerPath && plan.store_paths().len() + 16 > MAX_RUNSC_BINDS {
+    let name = match &opts.name {
+        Some(name) => name.clone(),
+        None => generated_name(),
+    };
+    let bundle_dir = opts.state.container_dir(&name).bundle_dir();
+    let launcher = Launcher::for_run(req);
+    let layout = launcher.store_layout(plan);
+    let mut spec = build_spec(plan, req, launcher, &bundle_dir);
+    let binds = spec.mounts.iter().filter(|m| m.is_bind()).count();
+    if binds > MAX_RUNSC_BINDS {
         return Err(Error::Rootfs(format!(
-            "--rootless shows the store with one bind per path, and runsc boots at most {MAX_RUNSC_BINDS} binds; this closure has {} paths",
+            "this run needs {binds} bind mounts and runsc boots at most {MAX_RUNSC_BINDS}; \
+             --rootless binds each of the {} store paths on its own",
             plan.store_paths().len()
         )));
+    }
+    if req.limits.any() {
+        // Unique per run, unlike the name: state roots do not share names.
+        spec.linux.cgroups_path = Some(format!("/{}", generated_name()));
     }
     let secrets: Vec<Vec<u8>> = req
         .secrets
@@ -63,19 +66,9 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
         .map(|s| std::fs::read(&s.source).map_err(|e| Error::invalid("--secret", format!("{}: {e}", s.source.display()))))
         .collect::<Result<_>>()?;
 
-    let name = match &opts.name {
-        Some(name) => name.clone(),
-        None => generated_name(),
-    };
     let container = opts.state.reserve(&name)?;
     let mut cleanup = Cleanup { container: container.clone(), mounts: Vec::new(), secrets: None, keep: opts.keep };
 
-    let bundle_dir = container.bundle_dir();
-    let mut spec = build_spec(plan, req, layout, &bundle_dir);
-    if req.limits.any() {
-        // Unique per run, unlike the name: state roots do not share names.
-        spec.linux.cgroups_path = Some(format!("/{}", generated_name()));
-    }
     let bundle = Bundle::prepare(&bundle_dir, &spec, closure)?;
     bundle.write(Target::New, &spec)?;
     let me = std::process::id();
@@ -130,7 +123,7 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
         platform: req.platform.clone(),
         rootless: req.rootless,
         cgroups: req.limits.any(),
-        oci_seccomp: req.seccomp.is_some(),
+        oci_seccomp: spec.linux.seccomp.is_some(),
     };
     let launch = supervise::Launch {
         runsc: &opts.runsc,

@@ -66,12 +66,17 @@ impl StateRoot {
         }
     }
 
+    /// Where container `name` lives, whether or not it exists.
+    pub fn container_dir(&self, name: &str) -> ContainerDir {
+        ContainerDir { name: name.to_string(), dir: self.dir.join(name) }
+    }
+
     /// Reserves `name`, clearing a stale container of that name first.
     pub fn reserve(&self, name: &str) -> Result<ContainerDir> {
         let root = self.open()?;
         for _ in 0..2 {
             match root.subdir(name, 0o700, true) {
-                Ok(_) => return Ok(ContainerDir { name: name.to_string(), dir: self.dir.join(name) }),
+                Ok(_) => return Ok(self.container_dir(name)),
                 Err(_) if self.dir.join(name).exists() => {
                     let existing = self.container(name)?;
                     if existing.status() != Status::Stopped {
