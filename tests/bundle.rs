@@ -29,31 +29,28 @@ fn is_digest(line: &str) -> bool {
     line.len() == 71 && line.starts_with("sha256:") && line[7..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// `nucleus bundle --out DIR` for the hello closure with `extra` options.
-fn bundle(w: &World, dir: &Path, extra: &[&str], command: &[&str]) -> String {
+/// Runs `nucleus LEADING… EXTRA… HELLO -- COMMAND…` and returns its stdout
+/// and the digest on its last line.
+fn with_hello(w: &World, leading: &[&str], extra: &[&str], command: &[&str]) -> (String, String) {
     let hello = closure("hello");
-    let mut args = vec!["bundle", "--out", dir.to_str().unwrap()];
+    let mut args = leading.to_vec();
     args.extend_from_slice(extra);
-    args.push(hello.to_str().unwrap());
-    args.push("--");
+    args.extend_from_slice(&[hello.to_str().unwrap(), "--"]);
     args.extend_from_slice(command);
     let out = ok(&w.run(&args));
     let digest = last_line(&out).to_string();
     assert!(is_digest(&digest), "{out}");
-    digest
+    (out, digest)
 }
 
-/// The digest `run --dry-run` prints for the hello closure with `extra`.
+/// `nucleus bundle --out DIR` for the hello closure with `extra` options.
+fn bundle(w: &World, dir: &Path, extra: &[&str], command: &[&str]) -> String {
+    with_hello(w, &["bundle", "--out", dir.to_str().unwrap()], extra, command).1
+}
+
+/// The config and digest `run --dry-run` prints for the hello closure.
 fn dry_run(w: &World, extra: &[&str], command: &[&str]) -> (serde_json::Value, String) {
-    let hello = closure("hello");
-    let mut args = vec!["run", "--dry-run"];
-    args.extend_from_slice(extra);
-    args.push(hello.to_str().unwrap());
-    args.push("--");
-    args.extend_from_slice(command);
-    let out = ok(&w.run(&args));
-    let digest = last_line(&out).to_string();
-    assert!(is_digest(&digest), "{out}");
+    let (out, digest) = with_hello(w, &["run", "--dry-run"], extra, command);
     let config_text = &out[..out.len() - digest.len() - 1];
     (serde_json::from_str(config_text).expect("dry-run prints config.json first"), digest)
 }
