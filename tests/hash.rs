@@ -7,27 +7,15 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+mod common;
+
+use common::nix_bin;
 use nucleus::nix::hash::{HashFormat, NarHash};
 use nucleus::nix::nar::{nar_sha256, write_nar};
 
-/// Finds a Nix binary (`nix` or `nix-store`), preferring PATH, then the
-/// usual install locations.
-fn nix_bin(name: &str) -> PathBuf {
-    let from_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name));
-    let fixed = ["/usr/bin", "/run/current-system/sw/bin", "/nix/var/nix/profiles/default/bin"]
-        .into_iter()
-        .map(|dir| Path::new(dir).join(name));
-    from_path
-        .chain(fixed)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("cannot find `{name}`: these tests need a real Nix installation"))
-}
 
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));

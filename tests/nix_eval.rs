@@ -13,9 +13,12 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
+use common::nix_bin;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -25,20 +28,6 @@ const NUCLEUS: &str = env!("CARGO_BIN_EXE_nucleus");
 // ---------------------------------------------------------------------------
 // Running Nix.
 
-/// Finds a Nix binary, preferring PATH, then the usual install locations.
-fn nix_bin(name: &str) -> PathBuf {
-    let from_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name));
-    let fixed = ["/usr/bin", "/run/current-system/sw/bin", "/nix/var/nix/profiles/default/bin"]
-        .into_iter()
-        .map(|dir| Path::new(dir).join(name));
-    from_path
-        .chain(fixed)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("cannot find `{name}`: these tests need a real Nix installation"))
-}
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("nucleus-nix-eval-").tempdir().expect("cannot create a temporary directory")

@@ -25,6 +25,15 @@ fn busybox_file() -> String {
     found.canonicalize().unwrap().display().to_string()
 }
 
+/// A Nix binary (`nix`, `nix-store`, …): from PATH, else the usual install
+/// locations. A missing Nix fails the test.
+pub fn nix_bin(name: &str) -> PathBuf {
+    let fixed = ["/usr/bin", "/run/current-system/sw/bin", "/nix/var/nix/profiles/default/bin"];
+    which(name)
+        .or_else(|| fixed.iter().map(|dir| Path::new(dir).join(name)).find(|p| p.is_file()))
+        .unwrap_or_else(|| panic!("cannot find `{name}`: these tests need a real Nix installation"))
+}
+
 pub fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
