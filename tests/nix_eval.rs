@@ -7,7 +7,7 @@
 //!
 //! Without Nix these tests fail rather than skip: the module and the flake
 //! cannot be checked any other way here. They only write to temporary
-//! directories (the tiny closure is built with `--out-link` into one).
+//! directories, and build their closure without a GC root.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -91,20 +91,10 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Builds tests/nix/tiny.nix (a busybox rootfs, no nixpkgs) with a GC root
-/// inside `work`, and returns its store path.
-fn build_tiny(work: &Path) -> String {
-    let fixture = Path::new(ROOT).join("tests/nix/tiny.nix");
-    let out = check(
-        nix_command("nix-build", work)
-            .args(["--option", "sandbox", "true", "--option", "substituters", ""])
-            .arg("--out-link")
-            .arg(work.join("tiny"))
-            .arg(&fixture),
-    );
-    let path = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default().to_string();
-    assert!(path.starts_with("/nix/store/"), "nix-build printed no store path: {path:?}");
-    path
+/// The hello test closure (tests/closures/hello.nix: busybox, /bin/hello),
+/// built once without a GC root.
+fn hello_closure() -> String {
+    common::closure("hello").display().to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -137,7 +127,7 @@ fn every_nix_file_in_the_repository_parses() {
         "nix/lib.nix",
         "nix/module.nix",
         "nix/package.nix",
-        "tests/nix/tiny.nix",
+        "tests/closures/hello.nix",
         "tests/nix/lib-tests.nix",
         "tests/nix/module-config.nix",
         "tests/nix/module-bad-config.nix",
@@ -605,7 +595,7 @@ fn options(m: &Value) -> Vec<String> {
 fn dry_run_config_carries_the_options_mk_run_args_emits() {
     let work = tempdir();
     let w = work.path();
-    let tiny = build_tiny(w);
+    let tiny = hello_closure();
     let data = w.join("data");
     let ro = w.join("ro");
     fs::create_dir(&data).unwrap();
@@ -680,8 +670,8 @@ fn dry_run_config_carries_the_options_mk_run_args_emits() {
 fn dry_run_takes_hooks_and_a_pinned_seccomp_profile() {
     let work = tempdir();
     let w = work.path();
-    let tiny = build_tiny(w);
-    let hook = format!("{tiny}/bin/hook");
+    let tiny = hello_closure();
+    let hook = common::closure("hook").join("bin/hook").display().to_string();
     let hooks = w.join("hooks.json");
     fs::write(&hooks, json!({ "poststop": [ { "path": hook, "args": ["hook", "done"] } ] }).to_string()).unwrap();
     let profile = w.join("seccomp.json");
@@ -716,7 +706,7 @@ fn dry_run_takes_hooks_and_a_pinned_seccomp_profile() {
 fn dry_run_accepts_a_container_left_at_the_module_defaults() {
     let work = tempdir();
     let w = work.path();
-    let tiny = build_tiny(w);
+    let tiny = hello_closure();
     let args = strings(&eval_with(
         &format!(r#"lib.mkRunArgs (lib.containerRunArgs "web" ({MODULE_DEFAULTS} // {{ closure = args.tiny; }}))"#),
         &[("tiny", &tiny)],
