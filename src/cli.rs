@@ -40,13 +40,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run COMMAND inside gVisor with INSTALLABLE's closure as its world.
-    #[command(
-        after_help = "INSTALLABLE is a store path or a path resolving to one (./result), a .nix file \
+    #[command(after_help = "INSTALLABLE is a store path or a path resolving to one (./result), a .nix file \
             (built with nix-build), or anything `nix build` accepts (e.g. .#app). Without it, \
             nucleus runs in host mode: the host's /bin /sbin /usr /lib /lib64 and /nix/store, \
             read-only, and nothing else of the host.\n\n\
-            Example: nucleus run ./result -- /bin/hello"
-    )]
+            Example: nucleus run ./result -- /bin/hello")]
     Run(RunCmd),
     /// Write the OCI bundle to DIR and print its digest; launch nothing.
     Bundle(BundleCmd),
@@ -279,7 +277,8 @@ mod tests {
 
     #[test]
     fn the_command_follows_a_double_dash() {
-        let cli = Cli::try_parse_from(["nucleus", "run", "-v", "/a:/b", "./result", "--", "/bin/sh", "-c", "x"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["nucleus", "run", "-v", "/a:/b", "./result", "--", "/bin/sh", "-c", "x"]).unwrap();
         let Command::Run(run) = cli.command else { panic!("not run") };
         assert_eq!(run.target.installable.as_deref(), Some("./result"));
         assert_eq!(run.target.command, ["/bin/sh", "-c", "x"]);

@@ -27,7 +27,8 @@ pub fn parse(json: &[u8]) -> std::result::Result<Hooks, String> {
     let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
     let object = value.as_object().ok_or("expected a JSON object of hook phases")?;
     // Unknown phases are errors: a misspelt phase must not drop its hooks.
-    const PHASES: &[&str] = &["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+    const PHASES: &[&str] =
+        &["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
     if let Some(unknown) = object.keys().find(|k| !PHASES.contains(&k.as_str())) {
         return Err(format!("unknown hook phase '{unknown}' (known: {})", PHASES.join(", ")));
     }
@@ -42,7 +43,9 @@ pub fn validate(hooks: &Hooks) -> Result<()> {
         if UNSUPPORTED_PHASES.contains(&phase) {
             return Err(Error::Hook {
                 path: list[0].path.clone(),
-                why: format!("runsc cannot run {phase} hooks (it would skip them); use createRuntime or poststart instead"),
+                why: format!(
+                    "runsc cannot run {phase} hooks (it would skip them); use createRuntime or poststart instead"
+                ),
             });
         }
         for hook in list {

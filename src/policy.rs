@@ -65,9 +65,8 @@ pub fn parse_hostname(text: &str) -> Result<String> {
 
 /// `KEY=VALUE`: KEY non-empty without `=`; no NUL anywhere.
 pub fn parse_env(text: &str) -> Result<(String, String)> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| Error::invalid("--env", format!("'{text}': expected KEY=VALUE")))?;
+    let (key, value) =
+        text.split_once('=').ok_or_else(|| Error::invalid("--env", format!("'{text}': expected KEY=VALUE")))?;
     if key.is_empty() {
         return Err(Error::invalid("--env", format!("'{text}': the name before '=' is empty")));
     }
@@ -104,7 +103,11 @@ pub fn parse_volume(text: &str) -> Result<Volume> {
         }
         _ => return Err(Error::invalid(what, format!("'{text}': expected SRC:DST[:ro|rw]"))),
     };
-    Ok(Volume { source: host_source(what, src, FORBIDDEN_SOURCES)?, destination: sandbox_destination(what, dst)?, writable })
+    Ok(Volume {
+        source: host_source(what, src, FORBIDDEN_SOURCES)?,
+        destination: sandbox_destination(what, dst)?,
+        writable,
+    })
 }
 
 /// `DST[:SIZE]`.
@@ -119,8 +122,7 @@ pub fn parse_tmpfs(text: &str) -> Result<Tmpfs> {
 /// `SRC:DST`, SRC a regular file, DST under `/run/secrets`.
 pub fn parse_secret(text: &str) -> Result<Secret> {
     let what = "--secret";
-    let (src, dst) =
-        text.split_once(':').ok_or_else(|| Error::invalid(what, format!("'{text}': expected SRC:DST")))?;
+    let (src, dst) = text.split_once(':').ok_or_else(|| Error::invalid(what, format!("'{text}': expected SRC:DST")))?;
     let source = host_source(what, src, FORBIDDEN_SECRET_SOURCES)?;
     if !source.is_file() {
         return Err(Error::invalid(what, format!("'{src}' is not a regular file")));
@@ -143,7 +145,8 @@ pub fn parse_context(text: &str) -> Result<PathBuf> {
 
 /// `UID[:GID]`, numeric. The group defaults to the user id.
 pub fn parse_user(text: &str) -> Result<UserSpec> {
-    let number = |s: &str| decimal(s).ok_or_else(|| Error::invalid("--user", format!("'{text}': expected numeric UID[:GID]")));
+    let number =
+        |s: &str| decimal(s).ok_or_else(|| Error::invalid("--user", format!("'{text}': expected numeric UID[:GID]")));
     let (uid, gid) = match text.split_once(':') {
         Some((u, g)) => (number(u)?, number(g)?),
         None => (number(text)?, number(text)?),
@@ -273,7 +276,8 @@ fn validate_seccomp(profile: &serde_json::Value) -> std::result::Result<(), Stri
     if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!("unknown field '{unknown}'"));
     }
-    let action_ok = |v: Option<&serde_json::Value>| v.and_then(|a| a.as_str()).is_some_and(|a| SECCOMP_ACTIONS.contains(&a));
+    let action_ok =
+        |v: Option<&serde_json::Value>| v.and_then(|a| a.as_str()).is_some_and(|a| SECCOMP_ACTIONS.contains(&a));
     if !action_ok(obj.get("defaultAction")) {
         return Err(format!("defaultAction must be one of {}", SECCOMP_ACTIONS.join(", ")));
     }
@@ -332,8 +336,7 @@ fn host_source(what: &str, text: &str, forbidden: &[&str]) -> Result<PathBuf> {
     if text.is_empty() {
         return Err(Error::invalid(what, "the source path is empty"));
     }
-    let canonical = std::fs::canonicalize(text)
-        .map_err(|e| Error::invalid(what, format!("source '{text}': {e}")))?;
+    let canonical = std::fs::canonicalize(text).map_err(|e| Error::invalid(what, format!("source '{text}': {e}")))?;
     if canonical == Path::new("/") {
         return Err(Error::invalid(what, "the host's root directory cannot be shared"));
     }

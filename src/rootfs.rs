@@ -50,7 +50,10 @@ impl RootfsPlan {
             }
             let source = resolve_inside_closure(closure, &candidate)?;
             if !source.is_dir() {
-                return Err(Error::Rootfs(format!("{} is not a directory, so it cannot become /{dir}", candidate.display())));
+                return Err(Error::Rootfs(format!(
+                    "{} is not a directory, so it cannot become /{dir}",
+                    candidate.display()
+                )));
             }
             system.push(SystemBind { source, destination: format!("/{dir}") });
         }

@@ -79,7 +79,8 @@ fn closure_reports_what_nix_recorded() {
     let hello = closure("hello");
     let listed = ok(&w.run(&["closure", hello.to_str().unwrap()]));
     assert_eq!(listed.lines().map(String::from).collect::<Vec<_>>(), requisites(&hello));
-    let json: serde_json::Value = serde_json::from_str(&ok(&w.run(&["closure", "--json", hello.to_str().unwrap()]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&w.run(&["closure", "--json", hello.to_str().unwrap()]))).unwrap();
     let entries = json.as_array().unwrap();
     assert_eq!(entries.len(), requisites(&hello).len());
     for entry in entries {
@@ -98,7 +99,8 @@ fn a_bundle_is_written_whole_and_its_digest_recomputes() {
     let w = World::new();
     let dir = w.tmp.path().join("b");
     let digest = bundle(&w, &dir, &[], &["/bin/hello"]);
-    for entry in ["config.json", "nucleus.json", "rootfs/proc", "rootfs/dev", "rootfs/sys", "rootfs/tmp", "rootfs/bin"] {
+    for entry in ["config.json", "nucleus.json", "rootfs/proc", "rootfs/dev", "rootfs/sys", "rootfs/tmp", "rootfs/bin"]
+    {
         assert!(dir.join(entry).exists(), "{entry} missing");
     }
     use std::os::unix::fs::PermissionsExt;
@@ -248,12 +250,34 @@ fn configs_validate_against_the_oci_schema() {
     let data = w.tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let profile = w.tmp.path().join("seccomp.json");
-    std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#)
-        .unwrap();
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
     let full = [
-        "-e", "A=1", "-v", &format!("{}:/data:rw", data.display()), "--tmpfs", "/scratch:1M",
-        "--memory", "64M", "--cpus", "1.5", "--pids", "100", "--user", "1000:100", "--group-add", "5",
-        "-w", "/data", "--hostname", "box", "--seccomp-profile", profile.to_str().unwrap(),
+        "-e",
+        "A=1",
+        "-v",
+        &format!("{}:/data:rw", data.display()),
+        "--tmpfs",
+        "/scratch:1M",
+        "--memory",
+        "64M",
+        "--cpus",
+        "1.5",
+        "--pids",
+        "100",
+        "--user",
+        "1000:100",
+        "--group-add",
+        "5",
+        "-w",
+        "/data",
+        "--hostname",
+        "box",
+        "--seccomp-profile",
+        profile.to_str().unwrap(),
     ];
     let dir = w.tmp.path().join("full");
     bundle(&w, &dir, &full, &["/bin/hello"]);

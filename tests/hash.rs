@@ -16,15 +16,9 @@ use common::nix_bin;
 use nucleus::nix::hash::{HashFormat, NarHash};
 use nucleus::nix::nar::{nar_sha256, write_nar};
 
-
 fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?} failed with {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -45,26 +39,14 @@ fn nix_dump(path: &Path) -> Vec<u8> {
 fn assert_matches_nix(path: &Path) {
     let ours = NarHash(nar_sha256(path).unwrap_or_else(|e| panic!("nar_sha256: {e}")));
     assert_eq!(ours.format(HashFormat::Sri), nix_hash(path, None), "SRI of {path:?}");
-    assert_eq!(
-        ours.format(HashFormat::Nix32),
-        nix_hash(path, Some("--base32")),
-        "nix32 of {path:?}"
-    );
-    assert_eq!(
-        ours.format(HashFormat::Base16),
-        nix_hash(path, Some("--base16")),
-        "hex of {path:?}"
-    );
+    assert_eq!(ours.format(HashFormat::Nix32), nix_hash(path, Some("--base32")), "nix32 of {path:?}");
+    assert_eq!(ours.format(HashFormat::Base16), nix_hash(path, Some("--base16")), "hex of {path:?}");
 
     let mut nar = Vec::new();
     write_nar(path, &mut nar).unwrap_or_else(|e| panic!("write_nar: {e}"));
     let dumped = nix_dump(path);
     if nar != dumped {
-        let at = nar
-            .iter()
-            .zip(&dumped)
-            .position(|(a, b)| a != b)
-            .unwrap_or(nar.len().min(dumped.len()));
+        let at = nar.iter().zip(&dumped).position(|(a, b)| a != b).unwrap_or(nar.len().min(dumped.len()));
         panic!(
             "write_nar({path:?}) differs from nix-store --dump at byte {at} (ours {} bytes, nix {} bytes)",
             nar.len(),
@@ -182,11 +164,9 @@ fn root_is_a_symlink() {
     let tmp = tempfile::tempdir().unwrap();
     let target = tmp.path().join("target-dir");
     write(&target.join("f"), b"not archived through the link", 0o644);
-    for (name, to) in [
-        ("to-dir", target.as_os_str()),
-        ("dangling", OsStr::new("nowhere")),
-        ("absolute", OsStr::new("/nix/store")),
-    ] {
+    for (name, to) in
+        [("to-dir", target.as_os_str()), ("dangling", OsStr::new("nowhere")), ("absolute", OsStr::new("/nix/store"))]
+    {
         let p = tmp.path().join(name);
         symlink(to, &p).unwrap();
         assert_matches_nix(&p);
@@ -232,9 +212,7 @@ fn nar_hash_parses_what_nix_prints() {
     write(&p, b"parse me", 0o644);
     let ours = NarHash(nar_sha256(&p).unwrap());
     let nix32 = nix_hash(&p, Some("--base32"));
-    for printed in
-        [nix_hash(&p, None), format!("sha256:{nix32}"), nix32, nix_hash(&p, Some("--base16"))]
-    {
+    for printed in [nix_hash(&p, None), format!("sha256:{nix32}"), nix32, nix_hash(&p, Some("--base16"))] {
         assert_eq!(NarHash::parse(&printed).unwrap(), ours, "{printed}");
     }
 }

@@ -64,7 +64,8 @@ fn runsc_processes(w: &World) -> Vec<String> {
 fn signals_reach_a_trapping_workload() {
     let w = World::new();
     for (sig, name, expected) in [(SIGTERM, "TERM", 42), (SIGINT, "INT", 43), (SIGUSR1, "USR1", 44)] {
-        let script = format!("trap 'echo got-{name}; exit {expected}' {name}; echo ready; while true; do sleep 0.1; done");
+        let script =
+            format!("trap 'echo got-{name}; exit {expected}' {name}; echo ready; while true; do sleep 0.1; done");
         let container = format!("sig-{}", name.to_lowercase());
         let mut child = spawn(&w, &container, &script);
         wait_ready(&w, &mut child, &container);
@@ -116,7 +117,16 @@ fn ps_state_kill_and_delete_a_named_container() {
 fn a_timeout_sends_term_then_kill() {
     let w = World::new();
     let start = Instant::now();
-    let out = w.run(&["run", "--timeout", "1", &hello(), "--", "/bin/sh", "-c", "trap 'echo term; exit 1' TERM; while true; do sleep 0.1; done"]);
+    let out = w.run(&[
+        "run",
+        "--timeout",
+        "1",
+        &hello(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "trap 'echo term; exit 1' TERM; while true; do sleep 0.1; done",
+    ]);
     assert_status(&out, 124);
     assert_eq!(stdout(&out), "term\n");
     // A workload that ignores TERM is killed after the grace period.
@@ -213,10 +223,22 @@ fn hook_phases_run_once_each_in_order_with_state_on_stdin() {
         &[("poststop", "poststop"), ("poststart", "poststart"), ("createRuntime", "env"), ("prestart", "prestart")],
         &log,
     );
-    let out = w.run(&["run", "--name", "hooked", "--hooks", hooks.to_str().unwrap(), &hello(), "--", "/bin/sh", "-c", "exit 5"]);
+    let out = w.run(&[
+        "run",
+        "--name",
+        "hooked",
+        "--hooks",
+        hooks.to_str().unwrap(),
+        &hello(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "exit 5",
+    ]);
     assert_status(&out, 5);
     let lines = log_lines(&log);
-    let phases: Vec<&str> = lines.iter().filter(|l| !l.starts_with("  env: ")).map(|l| l.split(' ').next().unwrap()).collect();
+    let phases: Vec<&str> =
+        lines.iter().filter(|l| !l.starts_with("  env: ")).map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(phases, ["prestart", "env", "poststart", "poststop"], "{lines:#?}");
     for line in lines.iter().filter(|l| !l.starts_with("  env: ")) {
         let state: serde_json::Value = serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();

@@ -28,7 +28,6 @@ const NUCLEUS: &str = env!("CARGO_BIN_EXE_nucleus");
 // ---------------------------------------------------------------------------
 // Running Nix.
 
-
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("nucleus-nix-eval-").tempdir().expect("cannot create a temporary directory")
 }

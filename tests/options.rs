@@ -92,7 +92,16 @@ fn context_user_groups_hostname_and_workdir() {
     std::fs::create_dir(&ctx).unwrap();
     std::fs::write(ctx.join("file"), "context file\n").unwrap();
     let options = [
-        "--context", ctx.to_str().unwrap(), "--user", "1000:100", "--group-add", "5", "--hostname", "box", "-w", "/tmp",
+        "--context",
+        ctx.to_str().unwrap(),
+        "--user",
+        "1000:100",
+        "--group-add",
+        "5",
+        "--hostname",
+        "box",
+        "-w",
+        "/tmp",
     ];
     let script = "cat /context/file; echo x > /context/new 2>/dev/null || echo ro; id -u; id -g; id -G; hostname; pwd";
     let out = ok(&sh_with(&w, &options, script));
@@ -109,7 +118,18 @@ fn memory_and_cpu_limits_are_enforced() {
     // The CPU quota lands on the sandbox's cgroup on the host.
     let mut child = w
         .nucleus()
-        .args(["run", "--name", "cpu", "--cpus", "0.5", &hello(), "--", "/bin/sh", "-c", "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done"])
+        .args([
+            "run",
+            "--name",
+            "cpu",
+            "--cpus",
+            "0.5",
+            &hello(),
+            "--",
+            "/bin/sh",
+            "-c",
+            "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -120,7 +140,8 @@ fn memory_and_cpu_limits_are_enforced() {
             let state = w.run(&["state", "cpu"]);
             let pid = serde_json::from_slice::<serde_json::Value>(&state.stdout).ok()?["pid"].as_u64()?;
             let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-            let path = cgroups.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == "cpu")))?;
+            let path =
+                cgroups.lines().find(|l| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|c| c == "cpu")))?;
             let path = path.splitn(3, ':').nth(2)?;
             std::fs::read_to_string(format!("/sys/fs/cgroup/cpu{path}/cpu.cfs_quota_us")).ok()
         })
@@ -151,7 +172,8 @@ fn a_pids_limit_stops_a_fork_storm() {
 fn a_seccomp_profile_applies_inside_and_its_pin_is_checked() {
     let w = World::new();
     let profile = w.tmp.path().join("deny-mkdir.json");
-    let text = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#;
+    let text =
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#;
     std::fs::write(&profile, text).unwrap();
     let script = "mkdir /tmp/d 2>/dev/null && echo made || echo denied; echo x > /tmp/f && echo write-ok";
     assert_eq!(ok(&sh_with(&w, &[], script)), "made\nwrite-ok\n");
@@ -159,7 +181,10 @@ fn a_seccomp_profile_applies_inside_and_its_pin_is_checked() {
     assert_eq!(ok(&sh_with(&w, &["--seccomp-profile", p], script)), "denied\nwrite-ok\n");
     use sha2::Digest;
     let pin = nucleus::policy::hex(&sha2::Sha256::digest(text.as_bytes()));
-    assert_eq!(ok(&sh_with(&w, &["--seccomp-profile", p, "--seccomp-profile-sha256", &pin], script)), "denied\nwrite-ok\n");
+    assert_eq!(
+        ok(&sh_with(&w, &["--seccomp-profile", p, "--seccomp-profile-sha256", &pin], script)),
+        "denied\nwrite-ok\n"
+    );
     let wrong = "0".repeat(64);
     let out = sh_with(&w, &["--seccomp-profile", p, "--seccomp-profile-sha256", &wrong], script);
     assert_status(&out, 125);
@@ -295,11 +320,36 @@ fn bad_input_is_125_with_a_reason_and_leaves_nothing() {
         vec!["--bogus-flag".into()],
     ];
     for spec in [
-        "/:/data", "/etc:/data", "/proc:/data", "/sys:/data", "/dev:/data", "/root:/data", "/run:/data",
-        "/var/run:/data", "/nix:/data", "/nix/store:/data", "/nix/var/nix/db:/data", "/missing:/data",
-        "DIR:relative", "DIR:/", "DIR:/proc/x", "DIR:/sys", "DIR:/dev/x", "DIR:/nix", "DIR:/nix/store/x", "DIR:/bin",
-        "DIR:/sbin", "DIR:/lib", "DIR:/lib64", "DIR:/usr/local", "DIR:/etc", "DIR:/run/secrets/x", "DIR:/a/../b",
-        "DIR:/data:rx", "DIR:/data:rw:x", "DIR",
+        "/:/data",
+        "/etc:/data",
+        "/proc:/data",
+        "/sys:/data",
+        "/dev:/data",
+        "/root:/data",
+        "/run:/data",
+        "/var/run:/data",
+        "/nix:/data",
+        "/nix/store:/data",
+        "/nix/var/nix/db:/data",
+        "/missing:/data",
+        "DIR:relative",
+        "DIR:/",
+        "DIR:/proc/x",
+        "DIR:/sys",
+        "DIR:/dev/x",
+        "DIR:/nix",
+        "DIR:/nix/store/x",
+        "DIR:/bin",
+        "DIR:/sbin",
+        "DIR:/lib",
+        "DIR:/lib64",
+        "DIR:/usr/local",
+        "DIR:/etc",
+        "DIR:/run/secrets/x",
+        "DIR:/a/../b",
+        "DIR:/data:rx",
+        "DIR:/data:rw:x",
+        "DIR",
     ] {
         cases.push(vol(spec));
     }

@@ -158,7 +158,16 @@ fn mounting_anything_fails() {
     "#;
     for mode in both_modes("hello") {
         let p = run_probes(&w, &mode, &[], script);
-        for probe in ["tmpfs", "proc", "sysfs", "bind-bin", "rbind-root", "remount-root-rw", "remount-store-rw", "remount-tmp-exec"] {
+        for probe in [
+            "tmpfs",
+            "proc",
+            "sysfs",
+            "bind-bin",
+            "rbind-root",
+            "remount-root-rw",
+            "remount-store-rw",
+            "remount-tmp-exec",
+        ] {
             p.refused_with(probe, "denied");
         }
         p.refused("nothing-mounted");
@@ -360,8 +369,12 @@ fn host_processes_are_invisible_and_no_capability_is_held() {
         if !["sh", "busybox", "cat", "ps", "sed"].contains(&host_init.as_str()) {
             assert!(procs.iter().all(|(_, comm)| *comm != host_init), "{}: host init visible: {procs:?}", p.mode);
         }
-        let ps: Vec<u32> =
-            out.lines().filter_map(|l| l.strip_prefix("ps ")).filter(|p| *p != "PID").map(|p| p.parse().unwrap()).collect();
+        let ps: Vec<u32> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("ps "))
+            .filter(|p| *p != "PID")
+            .map(|p| p.parse().unwrap())
+            .collect();
         assert!(!ps.is_empty() && ps.len() < 16 && ps.iter().all(|pid| *pid < 100), "{}: ps shows {ps:?}", p.mode);
         if our_pid >= 100 {
             assert!(procs.iter().all(|(pid, _)| *pid != our_pid), "{}: {procs:?}", p.mode);
@@ -370,10 +383,8 @@ fn host_processes_are_invisible_and_no_capability_is_held() {
         p.refused("signal-our-pid");
         // gVisor shows no CapAmb line; the four sets it shows must be empty.
         for set in ["CapInh", "CapPrm", "CapEff", "CapBnd"] {
-            let line = out
-                .lines()
-                .find(|l| l.starts_with(set))
-                .unwrap_or_else(|| panic!("{}: {set} missing:\n{out}", p.mode));
+            let line =
+                out.lines().find(|l| l.starts_with(set)).unwrap_or_else(|| panic!("{}: {set} missing:\n{out}", p.mode));
             assert!(line.ends_with("0000000000000000"), "{}: {line}", p.mode);
         }
         assert!(
@@ -483,7 +494,16 @@ fn raw_sockets_and_kernel_controls_are_refused() {
         assert!(!p.get("ping").1.contains("bytes from"), "{}", p.stdout);
         p.refused_with("arping", "Operation not permitted");
         p.refused_with("traceroute", "Operation not permitted");
-        for probe in ["ip-link-add", "ifconfig-lo-down", "devmem", "sysctl", "chroot", "unshare-mount", "umount-tmp", "umount-store"] {
+        for probe in [
+            "ip-link-add",
+            "ifconfig-lo-down",
+            "devmem",
+            "sysctl",
+            "chroot",
+            "unshare-mount",
+            "umount-tmp",
+            "umount-store",
+        ] {
             p.refused(probe);
         }
         p.refused("unshare-user-mount");
@@ -675,7 +695,14 @@ fn a_writable_volume_cannot_plant_a_setuid_root_file_on_the_host() {
         let p = run_probes(&w, &mode, &["-v", &opt], &script);
         p.worked("copy");
         for (path, meta) in entries(&dir) {
-            assert_eq!(meta.mode() & 0o6000, 0, "{}: {path:?} is {:o}, owner {}, on the host", p.mode, meta.mode(), meta.uid());
+            assert_eq!(
+                meta.mode() & 0o6000,
+                0,
+                "{}: {path:?} is {:o}, owner {}, on the host",
+                p.mode,
+                meta.mode(),
+                meta.uid()
+            );
         }
     }
     w.assert_clean();
@@ -858,8 +885,11 @@ mod parsers {
             std::fs::write(&file, bad).unwrap();
             assert!(policy::load_seccomp_profile(&file, None).is_err(), "{}", String::from_utf8_lossy(bad));
         }
-        std::fs::write(&file, br#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#)
-            .unwrap();
+        std::fs::write(
+            &file,
+            br#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        )
+        .unwrap();
         assert!(policy::load_seccomp_profile(&file, None).is_ok());
         // A pin that is not 64 hex digits, including multi-byte text.
         for pin in ["", "€", &"é".repeat(32), &"0".repeat(63)] {

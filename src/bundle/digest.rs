@@ -113,7 +113,8 @@ mod tests {
     #[test]
     fn keys_are_sorted_and_the_bundle_location_is_normalised() {
         let a = json!({"z": 1, "a": 2, "mounts": [{"destination": "/run/secrets/t", "source": "/x/b1/secrets/0"}]});
-        let b = json!({"a": 2, "mounts": [{"source": "/elsewhere/b2/secrets/0", "destination": "/run/secrets/t"}], "z": 1});
+        let b =
+            json!({"a": 2, "mounts": [{"source": "/elsewhere/b2/secrets/0", "destination": "/run/secrets/t"}], "z": 1});
         let e = entries();
         assert_eq!(compute(&a, Path::new("/x/b1"), Some(&e)), compute(&b, Path::new("/elsewhere/b2"), Some(&e)));
         assert!(canonical_document(&a, Path::new("/x/b1"), Some(&e)).contains("$BUNDLE/secrets/0"));

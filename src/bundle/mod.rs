@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 pub use digest::{ClosureEntry, Digest};
 pub use safe_dir::SafeDir;
 
-use crate::oci::build::{ROOTFS_DIR, SECRETS_STAGING_DIR, STORE_VIEW_DIR};
 use crate::nix::Closure;
+use crate::oci::build::{ROOTFS_DIR, SECRETS_STAGING_DIR, STORE_VIEW_DIR};
 use crate::oci::Spec;
 use crate::{Error, Result};
 
@@ -158,9 +158,10 @@ fn open_target(dir: &Path, target: Target) -> Result<(SafeDir, bool)> {
     match dir.symlink_metadata() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((SafeDir::create(dir, 0o700)?, true)),
         Err(e) => Err(Error::io("cannot inspect", dir, e)),
-        Ok(_) if target == Target::New => {
-            Err(Error::Bundle(format!("{} already exists; nucleus writes bundles only into new directories", dir.display())))
-        }
+        Ok(_) if target == Target::New => Err(Error::Bundle(format!(
+            "{} already exists; nucleus writes bundles only into new directories",
+            dir.display()
+        ))),
         Ok(meta) if meta.file_type().is_symlink() => {
             Err(Error::invalid("--out", format!("{} is a symlink; give a real directory", dir.display())))
         }
@@ -168,7 +169,10 @@ fn open_target(dir: &Path, target: Target) -> Result<(SafeDir, bool)> {
         Ok(_) => {
             let handle = SafeDir::open(dir)?;
             if !handle.is_empty()? {
-                return Err(Error::invalid("--out", format!("{} is not empty; nucleus never overwrites files", dir.display())));
+                return Err(Error::invalid(
+                    "--out",
+                    format!("{} is not empty; nucleus never overwrites files", dir.display()),
+                ));
             }
             Ok((handle, false))
         }

@@ -42,7 +42,9 @@ pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
         if deep {
             match nar_sha256(path.as_path()) {
                 Ok(bytes) if NarHash(bytes) == *recorded_hash => {}
-                Ok(bytes) => differences.push(format!("{path}: contents hash to {}, recorded {recorded_hash}", NarHash(bytes))),
+                Ok(bytes) => {
+                    differences.push(format!("{path}: contents hash to {}, recorded {recorded_hash}", NarHash(bytes)))
+                }
                 Err(e) => differences.push(format!("{path}: {e}")),
             }
         }

@@ -38,8 +38,7 @@ pub fn encode(bytes: &[u8]) -> String {
         let (i, j) = (b / 8, b % 8);
         let low = bytes[i] >> j;
         // Bits that spill over from the next byte; `checked_shl` covers j == 0.
-        let high =
-            bytes.get(i + 1).map_or(0, |&next| u8::checked_shl(next, 8 - j as u32).unwrap_or(0));
+        let high = bytes.get(i + 1).map_or(0, |&next| u8::checked_shl(next, 8 - j as u32).unwrap_or(0));
         out.push(char::from(ALPHABET[usize::from((low | high) & 0x1f)]));
     }
     out
@@ -47,9 +46,8 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// Decodes a nixbase32 string of any valid length.
 pub fn decode(s: &str) -> Result<Vec<u8>> {
-    let len = decoded_len(s.len()).ok_or_else(|| {
-        bad(s, format!("{} characters is not a length nixbase32 produces", s.len()))
-    })?;
+    let len = decoded_len(s.len())
+        .ok_or_else(|| bad(s, format!("{} characters is not a length nixbase32 produces", s.len())))?;
     let mut out = vec![0u8; len];
     decode_into(s, &mut out)?;
     Ok(out)
@@ -60,14 +58,9 @@ pub fn decode(s: &str) -> Result<Vec<u8>> {
 pub fn decode_into(s: &str, out: &mut [u8]) -> Result<()> {
     let want = encoded_len(out.len());
     if s.len() != want {
-        return Err(bad(
-            s,
-            format!("expected {want} characters for {} bytes, got {}", out.len(), s.len()),
-        ));
+        return Err(bad(s, format!("expected {want} characters for {} bytes, got {}", out.len(), s.len())));
     }
-    if let Some((pos, c)) =
-        s.char_indices().find(|&(_, c)| !c.is_ascii() || digit(c as u8).is_none())
-    {
+    if let Some((pos, c)) = s.char_indices().find(|&(_, c)| !c.is_ascii() || digit(c as u8).is_none()) {
         return Err(bad(s, format!("'{c}' at position {pos} is not a nixbase32 digit")));
     }
     out.fill(0);
@@ -83,10 +76,7 @@ pub fn decode_into(s: &str, out: &mut [u8]) -> Result<()> {
         } else if carry != 0 {
             // Nix rejects these too: the extra bits of the first character
             // would otherwise make several strings decode to one value.
-            return Err(bad(
-                s,
-                "the first character has bits set beyond the encoded length".into(),
-            ));
+            return Err(bad(s, "the first character has bits set beyond the encoded length".into()));
         }
     }
     Ok(())

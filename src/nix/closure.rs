@@ -45,8 +45,7 @@ impl Closure {
     /// Nix 2.18, an object keyed by store path from 2.19 on.
     pub fn from_path_info_json(root: StorePath, json: &str) -> Result<Self> {
         let bad = |why: String| Error::nix("path-info --json", why);
-        let value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| bad(format!("unreadable JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(format!("unreadable JSON: {e}")))?;
         let entries: Vec<(Option<&str>, &serde_json::Value)> = match &value {
             serde_json::Value::Array(items) => items.iter().map(|v| (None, v)).collect(),
             serde_json::Value::Object(map) => map.iter().map(|(k, v)| (Some(k.as_str()), v)).collect(),

@@ -18,19 +18,14 @@ pub fn nix() -> Command {
 pub fn stdout_of(mut cmd: Command) -> Result<String> {
     let shown = describe(&cmd);
     tracing::debug!(command = %shown, "running nix");
-    let output = cmd
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .stdout(Stdio::piped())
-        .output()
-        .map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                "is Nix installed and on PATH?".to_string()
-            } else {
-                e.to_string()
-            };
-            Error::nix(&shown, hint)
-        })?;
+    let output = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).stdout(Stdio::piped()).output().map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "is Nix installed and on PATH?".to_string()
+        } else {
+            e.to_string()
+        };
+        Error::nix(&shown, hint)
+    })?;
     if !output.status.success() {
         return Err(Error::nix(&shown, format!("{} (Nix's message is above)", output.status)));
     }

@@ -30,10 +30,7 @@ impl FromStr for HashFormat {
             "sri" => Ok(HashFormat::Sri),
             "nix32" | "base32" => Ok(HashFormat::Nix32),
             "base16" => Ok(HashFormat::Base16),
-            _ => Err(Error::invalid(
-                "hash format",
-                format!("'{s}' is not one of sri, nix32, base32, base16"),
-            )),
+            _ => Err(Error::invalid("hash format", format!("'{s}' is not one of sri, nix32, base32, base16"))),
         }
     }
 }
@@ -89,9 +86,7 @@ impl NarHash {
                 BASE16_LEN => hex_decode(digest, &mut bytes).map_err(bad)?,
                 NIX32_LEN => base32::decode_into(digest, &mut bytes)?,
                 // Nix accepts base64 after `sha256:`, though it never prints it.
-                BASE64_LEN if digest.len() < s.len() => {
-                    base64_decode(digest, &mut bytes).map_err(bad)?
-                }
+                BASE64_LEN if digest.len() < s.len() => base64_decode(digest, &mut bytes).map_err(bad)?,
                 n => {
                     return Err(bad(format!(
                         "a sha256 digest has {BASE16_LEN} (base16) or {NIX32_LEN} (nix32) \
@@ -234,8 +229,7 @@ mod tests {
 
     #[test]
     fn empty_sha256_sri() {
-        let h = NarHash::parse("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-            .unwrap();
+        let h = NarHash::parse("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855").unwrap();
         assert_eq!(h.to_string(), "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
     }
 

@@ -68,13 +68,14 @@ impl Installable {
 
 fn resolve_path(text: &str) -> Result<StorePath> {
     let canonical = std::fs::canonicalize(text).map_err(|e| bad(text, &format!("cannot resolve it: {e}")))?;
-    let resolved = canonical
-        .to_str()
-        .ok_or_else(|| bad(text, "it resolves to a path that is not UTF-8"))?;
+    let resolved = canonical.to_str().ok_or_else(|| bad(text, "it resolves to a path that is not UTF-8"))?;
     // Whether Nix has registered it is for the closure query to find out:
     // asking here would cost another Nix process on every run.
     StorePath::parse(resolved).map_err(|_| {
-        bad(text, &format!("it resolves to {resolved}, which is not a top-level /nix/store path; build it with Nix first"))
+        bad(
+            text,
+            &format!("it resolves to {resolved}, which is not a top-level /nix/store path; build it with Nix first"),
+        )
     })
 }
 

@@ -67,8 +67,7 @@ pub fn write_nar(path: &Path, out: &mut impl Write) -> Result<()> {
 /// files (and read small ones whole) ahead of the reader, because in trees
 /// of small files the per-file syscalls, not hashing, take the time.
 pub fn nar_sha256(path: &Path) -> Result<[u8; 32]> {
-    let is_dir =
-        fs::symlink_metadata(path).map_err(|e| Error::io("cannot stat", path, e))?.is_dir();
+    let is_dir = fs::symlink_metadata(path).map_err(|e| Error::io("cannot stat", path, e))?.is_dir();
     let (full_tx, full_rx) = mpsc::sync_channel::<Filled>(BUFFERS);
     let (free_tx, free_rx) = mpsc::sync_channel::<Box<[u8]>>(BUFFERS);
     for _ in 1..BUFFERS {
@@ -131,9 +130,7 @@ struct WriteDrain<'a, W: Write> {
 
 impl<W: Write> Drain for WriteDrain<'_, W> {
     fn drain(&mut self, buf: Box<[u8]>, len: usize) -> Result<Box<[u8]>> {
-        self.out
-            .write_all(&buf[..len])
-            .map_err(|e| Error::io("cannot write the NAR of", self.path, e))?;
+        self.out.write_all(&buf[..len]).map_err(|e| Error::io("cannot write the NAR of", self.path, e))?;
         Ok(buf)
     }
 }
@@ -357,8 +354,7 @@ impl Prefetch {
 
     /// The prefetched result for the next prefetched entry of `frame`.
     fn take(&mut self, frame: &mut Frame, path: &Path) -> Result<Opened> {
-        let stopped =
-            || Error::io("cannot read", path, io::Error::other("a prefetch thread stopped"));
+        let stopped = || Error::io("cannot read", path, io::Error::other("a prefetch thread stopped"));
         let batch = frame.batches.front_mut().ok_or_else(stopped)?;
         if let Batch::Waiting(results) = batch {
             let results = results.recv().map_err(|_| stopped())?;
@@ -413,14 +409,9 @@ struct Frame {
 
 /// Serialises the tree at `root` into `enc`, with an explicit stack so that
 /// deep trees cannot overflow the thread's stack.
-fn dump<D: Drain>(
-    root: &Path,
-    enc: &mut Encoder<D>,
-    mut prefetch: Option<&mut Prefetch>,
-) -> Result<()> {
+fn dump<D: Drain>(root: &Path, enc: &mut Encoder<D>, mut prefetch: Option<&mut Prefetch>) -> Result<()> {
     enc.str(b"nix-archive-1")?;
-    let kind =
-        fs::symlink_metadata(root).map_err(|e| Error::io("cannot stat", root, e))?.file_type();
+    let kind = fs::symlink_metadata(root).map_err(|e| Error::io("cannot stat", root, e))?.file_type();
     let mut path = root.to_path_buf();
     let mut stack: Vec<Frame> = Vec::new();
     if let Some(frame) = node(&path, kind, None, enc)? {
@@ -467,12 +458,7 @@ fn dump<D: Drain>(
 /// Writes a whole node for files (using `opened` if a prefetch thread
 /// already opened it) and symlinks; for a directory writes its header and
 /// returns its entries, which the caller closes after them.
-fn node<D: Drain>(
-    path: &Path,
-    kind: FileType,
-    opened: Option<Opened>,
-    enc: &mut Encoder<D>,
-) -> Result<Option<Frame>> {
+fn node<D: Drain>(path: &Path, kind: FileType, opened: Option<Opened>, enc: &mut Encoder<D>) -> Result<Option<Frame>> {
     enc.str(b"(")?;
     enc.str(b"type")?;
     if kind.is_file() {
@@ -511,9 +497,7 @@ fn node<D: Drain>(
         } else {
             "of an unknown type"
         };
-        let e = io::Error::other(format!(
-            "it is {what}; a NAR holds only regular files, directories and symlinks"
-        ));
+        let e = io::Error::other(format!("it is {what}; a NAR holds only regular files, directories and symlinks"));
         Err(Error::io("cannot archive", path, e))
     }
 }
@@ -565,9 +549,7 @@ mod tests {
         for t in ["nix-archive-1", "(", "type", "directory"] {
             s(&mut want, t.as_bytes());
         }
-        for t in
-            ["entry", "(", "name", "a", "node", "(", "type", "symlink", "target", "/x", ")", ")"]
-        {
+        for t in ["entry", "(", "name", "a", "node", "(", "type", "symlink", "target", "/x", ")", ")"] {
             s(&mut want, t.as_bytes());
         }
         for t in ["entry", "(", "name", "b", "node", "(", "type", "regular", "executable", ""] {
@@ -583,9 +565,7 @@ mod tests {
     fn hash_equals_sha256_of_written_nar_across_buffer_boundaries() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for (i, size) in
-            [0, 1, 7, 8, 9, CHUNK - 3, CHUNK, CHUNK + 5, 3 * CHUNK + 1].iter().enumerate()
-        {
+        for (i, size) in [0, 1, 7, 8, 9, CHUNK - 3, CHUNK, CHUNK + 5, 3 * CHUNK + 1].iter().enumerate() {
             let data: Vec<u8> = (0..*size).map(|j| (j * 31 + i) as u8).collect();
             fs::write(root.join(format!("f{i}")), data).unwrap();
         }
@@ -618,8 +598,7 @@ mod tests {
                     let size = [0, 1, small - 1, small, small + 1, 3 * small, 8, 100, 5][k - 3];
                     fs::write(root.join(&name), vec![i as u8; size]).unwrap();
                     if i % 3 == 0 {
-                        fs::set_permissions(root.join(&name), fs::Permissions::from_mode(0o755))
-                            .unwrap();
+                        fs::set_permissions(root.join(&name), fs::Permissions::from_mode(0o755)).unwrap();
                     }
                 }
             }

@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::defaults::{self, CPU_PERIOD_US};
 use super::spec::{
-    Capabilities, CpuLimit, Linux, MemoryLimit, Mount, PidsLimit, Process, Resources, Root, Spec, User,
-    OCI_VERSION,
+    Capabilities, CpuLimit, Linux, MemoryLimit, Mount, PidsLimit, Process, Resources, Root, Spec, User, OCI_VERSION,
 };
 use crate::policy::CONTEXT_DIR;
 use crate::request::{Network, RunRequest};
@@ -145,7 +144,12 @@ fn user_mounts(req: &RunRequest, bundle_dir: &Path) -> Vec<Mount> {
         if let Some(size) = t.size_bytes {
             options.push(format!("size={size}"));
         }
-        mounts.push(Mount { destination: t.destination.clone(), kind: "tmpfs".into(), source: "tmpfs".into(), options });
+        mounts.push(Mount {
+            destination: t.destination.clone(),
+            kind: "tmpfs".into(),
+            source: "tmpfs".into(),
+            options,
+        });
     }
     for (index, s) in req.secrets.iter().enumerate() {
         let mut m = Mount::bind(secret_staging_path(bundle_dir, index).display().to_string(), &s.destination, false);
@@ -182,9 +186,7 @@ fn resources(req: &RunRequest) -> Resources {
     Resources {
         devices: defaults::device_rules(),
         memory: limits.memory_bytes.map(|b| MemoryLimit { limit: b as i64 }),
-        cpu: limits
-            .cpu_millis
-            .map(|m| CpuLimit { quota: (m * CPU_PERIOD_US / 1000) as i64, period: CPU_PERIOD_US }),
+        cpu: limits.cpu_millis.map(|m| CpuLimit { quota: (m * CPU_PERIOD_US / 1000) as i64, period: CPU_PERIOD_US }),
         pids: limits.pids.map(|p| PidsLimit { limit: p as i64 }),
     }
 }
@@ -276,7 +278,9 @@ mod tests {
         let chmod = seccomp["syscalls"].as_array().unwrap().iter().filter(|r| r["names"][0] == "chmod").count();
         assert_eq!(chmod, 3, "one rule each for setuid, setgid and both");
         // A user's profile keeps its own rules and gains the guard.
-        req.seccomp = Some(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
+        req.seccomp = Some(
+            serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}),
+        );
         let seccomp = build_spec(&plan, &req, Launcher::Nucleus, Path::new("/b")).linux.seccomp.unwrap();
         assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(seccomp["syscalls"][0]["names"][0], "read");

@@ -56,10 +56,20 @@ pub fn rlimits() -> Vec<Rlimit> {
 /// before children.
 pub fn system_mounts() -> Vec<Mount> {
     vec![
-        Mount { destination: "/proc".into(), kind: "proc".into(), source: "proc".into(), options: strings(&["nosuid", "noexec", "nodev"]) },
+        Mount {
+            destination: "/proc".into(),
+            kind: "proc".into(),
+            source: "proc".into(),
+            options: strings(&["nosuid", "noexec", "nodev"]),
+        },
         Mount::tmpfs("/dev", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
         Mount::tmpfs("/dev/shm", &["nosuid", "nodev", "noexec", "mode=1777", SCRATCH_TMPFS_SIZE]),
-        Mount { destination: "/sys".into(), kind: "sysfs".into(), source: "sysfs".into(), options: strings(&["nosuid", "noexec", "nodev", "ro"]) },
+        Mount {
+            destination: "/sys".into(),
+            kind: "sysfs".into(),
+            source: "sysfs".into(),
+            options: strings(&["nosuid", "noexec", "nodev", "ro"]),
+        },
         Mount::tmpfs("/tmp", &["nosuid", "nodev", "noexec", "mode=1777", SCRATCH_TMPFS_SIZE]),
     ]
 }

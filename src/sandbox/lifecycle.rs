@@ -44,7 +44,8 @@ pub fn list(state: &StateRoot, all: bool) -> Result<Vec<Summary>> {
 pub fn format_table(rows: &[Summary]) -> String {
     let mut text = format!("{:<32} {:<8} {:>8}  {}\n", "NAME", "STATUS", "PID", "COMMAND");
     for row in rows {
-        let status = serde_json::to_value(row.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        let status =
+            serde_json::to_value(row.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         let pid = row.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         text.push_str(&format!("{:<32} {:<8} {:>8}  {}\n", row.name, status, pid, row.command.join(" ")));
     }

@@ -63,7 +63,9 @@ pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts:
     let secrets: Vec<Vec<u8>> = req
         .secrets
         .iter()
-        .map(|s| std::fs::read(&s.source).map_err(|e| Error::invalid("--secret", format!("{}: {e}", s.source.display()))))
+        .map(|s| {
+            std::fs::read(&s.source).map_err(|e| Error::invalid("--secret", format!("{}: {e}", s.source.display())))
+        })
         .collect::<Result<_>>()?;
 
     let container = opts.state.reserve(&name)?;
@@ -187,13 +189,10 @@ impl Drop for Cleanup {
 /// `nucleus-` and 12 random hex digits: unique among concurrent runs.
 pub fn generated_name() -> String {
     let mut bytes = [0u8; 6];
-    let filled = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_ok();
+    let filled =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).is_ok();
     if !filled {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let mixed = nanos ^ (u128::from(std::process::id()) << 64);
         bytes.copy_from_slice(&mixed.to_le_bytes()[..6]);
     }

@@ -38,8 +38,7 @@ pub fn prepare_sandbox_network() -> Result<()> {
     if in_host_network_namespace() {
         unshare(CloneFlags::CLONE_NEWNET)
             .map_err(|e| Error::Runsc(format!("cannot create a network namespace for --network sandbox ({e})")))?;
-        set_loopback_up()
-            .map_err(|e| Error::Runsc(format!("cannot bring up loopback for --network sandbox ({e})")))?;
+        set_loopback_up().map_err(|e| Error::Runsc(format!("cannot bring up loopback for --network sandbox ({e})")))?;
     }
     hide_root_network_marker()
 }
@@ -118,8 +117,7 @@ pub fn prepare_store_view(view: &Path, paths: &[StorePath]) -> Result<()> {
             .map_err(|e| fail(&format!("cannot bind {path} on"), &mountpoint, e))?;
     }
     // The staging bind (the whole store) must not be visible in the view.
-    nix::mount::umount2(&staging, nix::mount::MntFlags::MNT_DETACH)
-        .map_err(|e| fail("cannot unmount", &staging, e))?;
+    nix::mount::umount2(&staging, nix::mount::MntFlags::MNT_DETACH).map_err(|e| fail("cannot unmount", &staging, e))?;
     std::fs::remove_dir(&staging).map_err(|e| Error::io("cannot remove", &staging, e))?;
     mount(None::<&str>, view, None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | tmpfs_flags, None::<&str>)
         .map_err(|e| fail("cannot make read-only", view, e))
@@ -136,7 +134,8 @@ const STORE_DIR: &str = "/nix/store";
 fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
     let fail = |e: nix::Error| Error::io(format!("cannot bind {} on", source.display()), target, e.into());
     mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(fail)?;
-    let read_only = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let read_only =
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     mount(None::<&str>, target, None::<&str>, read_only, None::<&str>).map_err(fail)
 }
 

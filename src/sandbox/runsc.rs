@@ -1,9 +1,9 @@
 //! Finding runsc and building its command lines.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,12 +23,13 @@ impl Runsc {
         let candidate = match explicit.map(Path::to_path_buf).or(from_env) {
             Some(path) => path,
             None => search_path("runsc").ok_or_else(|| {
-                Error::Runsc("runsc not found on PATH; install gVisor (Debian: apt-get install runsc) or pass --runsc PATH".into())
+                Error::Runsc(
+                    "runsc not found on PATH; install gVisor (Debian: apt-get install runsc) or pass --runsc PATH"
+                        .into(),
+                )
             })?,
         };
-        let binary = candidate
-            .canonicalize()
-            .map_err(|e| Error::Runsc(format!("{}: {e}", candidate.display())))?;
+        let binary = candidate.canonicalize().map_err(|e| Error::Runsc(format!("{}: {e}", candidate.display())))?;
         check_trusted(&binary)?;
         Ok(Runsc { binary })
     }

@@ -119,8 +119,12 @@ impl World {
     pub fn assert_clean(&self) {
         let root = self.state_root();
         if root.exists() {
-            let left: Vec<_> =
-                std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).filter(|p| !p.ends_with(".cache")).collect();
+            let left: Vec<_> = std::fs::read_dir(&root)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| !p.ends_with(".cache"))
+                .collect();
             assert!(left.is_empty(), "left behind in the state root: {left:?}");
         }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
