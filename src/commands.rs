@@ -88,7 +88,11 @@ fn run(cmd: RunCmd, state_root: Option<&Path>, debug: bool) -> Result<i32> {
     // Everything that can be refused is checked before Nix builds anything.
     let runsc = if cmd.dry_run { None } else { Some(Runsc::locate(cmd.runsc.as_deref())?) };
     let state = StateRoot::locate(state_root)?;
-    let cache = ClosureCache::new(state.closure_cache_dir());
+    let cache = if cmd.dry_run {
+        ClosureCache::read_only(state.closure_cache_dir())
+    } else {
+        ClosureCache::new(state.closure_cache_dir())
+    };
     let (closure, plan) = resolve(req.installable.as_deref(), Some(&cache))?;
     tracing::debug!(store_paths = plan.store_paths().len(), "resolved the root filesystem");
     if req.network == Network::Host {

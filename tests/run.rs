@@ -189,3 +189,34 @@ fn hardened_defaults_hold_inside() {
     assert!(out.ends_with("nucleus\n0\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"), "{out}");
     w.assert_clean();
 }
+
+#[test]
+fn the_closure_cache_is_used_only_while_every_path_is_unchanged() {
+    let w = World::new();
+    let hello = closure("hello");
+    let dry = |w: &World| last_digest(&ok(&w.run(&["run", "--dry-run", hello.to_str().unwrap(), "--", "/bin/hello"])));
+    let fresh = dry(&w);
+    assert!(!w.state_root().exists(), "a dry run created state");
+    // A real run fills the cache.
+    ok(&w.run(&["run", hello.to_str().unwrap(), "--", "/bin/true"]));
+    let name = hello.file_name().unwrap().to_str().unwrap();
+    let entry = w.state_root().join(".cache/closures").join(format!("{name}.json"));
+    let mut cached: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    // A forged narHash with matching fingerprints is believed (no Nix call)…
+    cached["paths"][0]["narHash"] = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+    std::fs::write(&entry, cached.to_string()).unwrap();
+    assert_ne!(dry(&w), fresh, "the cache was not used");
+    // …but once a path's fingerprint differs (as after a rebuild), Nix is
+    // asked again, and the next run rewrites the entry.
+    cached["paths"][0]["fingerprint"][1] = 1.into();
+    std::fs::write(&entry, cached.to_string()).unwrap();
+    assert_eq!(dry(&w), fresh);
+    ok(&w.run(&["run", hello.to_str().unwrap(), "--", "/bin/true"]));
+    let rewritten: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    assert_ne!(rewritten["paths"][0]["fingerprint"][1], 1);
+    assert_eq!(dry(&w), fresh);
+}
+
+fn last_digest(out: &str) -> String {
+    out.lines().last().unwrap_or_default().to_string()
+}

@@ -21,6 +21,8 @@ const VERSION: u32 = 1;
 
 pub struct ClosureCache {
     dir: PathBuf,
+    /// `--dry-run` reads the cache but creates nothing.
+    writable: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -44,7 +46,12 @@ struct CachedPath {
 impl ClosureCache {
     /// A cache in `dir`, created on first store.
     pub fn new(dir: PathBuf) -> Self {
-        ClosureCache { dir }
+        ClosureCache { dir, writable: true }
+    }
+
+    /// A cache that is consulted but never written.
+    pub fn read_only(dir: PathBuf) -> Self {
+        ClosureCache { dir, writable: false }
     }
 
     fn file(&self, root: &StorePath) -> PathBuf {
@@ -75,6 +82,9 @@ impl ClosureCache {
 
     /// Remembers `closure`. Failing to is harmless: the next run asks Nix.
     pub fn store(&self, closure: &Closure) {
+        if !self.writable {
+            return;
+        }
         let paths: Option<Vec<CachedPath>> = closure
             .paths
             .iter()
