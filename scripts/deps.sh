@@ -7,12 +7,12 @@ set -euo pipefail
 NUCLEUS_APT_PACKAGES=(
   runsc                                    # gVisor
   nix-bin                                  # Nix (single-user as root)
+  nix-setup-systemd                        # the nix-users group and daemon layout (rootless test)
   busybox-static                           # a static binary for test closures without nixpkgs
   runc crun                                # cross-check bundles with other runtimes
   golang-github-opencontainers-specs-dev   # the OCI runtime-spec JSON schema
   python3-jsonschema                       # to validate config.json against it
-  time                                     # /usr/bin/time -v for the memory benchmark
-  jq
+  bc                                       # arithmetic in benches/startup.sh
 )
 
 nucleus_install_deps() {
