@@ -10,7 +10,7 @@ use crate::policy::CONTEXT_DIR;
 use crate::request::{Network, RunRequest};
 use crate::rootfs::{RootfsPlan, StoreView};
 
-pub const STORE_DIR: &str = "/nix/store";
+pub use crate::nix::store_path::STORE_DIR;
 
 /// Names of the entries nucleus keeps inside a bundle directory.
 pub const ROOTFS_DIR: &str = "rootfs";

@@ -101,18 +101,8 @@ pub fn kill(runsc: &Runsc, container: &ContainerDir, signal: Signal) -> Result<(
     if container.status() == Status::Stopped {
         return Err(Error::Container(format!("container '{}' is not running", container.name)));
     }
-    let name = signal.as_str().trim_start_matches("SIG");
-    // Right after start, runsc may not have recorded the container yet.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        match runsc.query(&globals(container), &["kill", &container.name, name]) {
-            Ok(_) => return Ok(()),
-            Err(_) if Instant::now() < deadline && container.status() != Status::Stopped => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let running = || container.status() != Status::Stopped;
+    runsc.kill(&globals(container), &container.name, signal, Duration::from_secs(3), running)
 }
 
 /// Removes a stopped container's traces; with `force`, stops it first.

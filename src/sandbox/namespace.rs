@@ -16,6 +16,7 @@ use std::path::Path;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
+use crate::nix::store_path::STORE_DIR;
 use crate::nix::StorePath;
 use crate::{Error, Result};
 
@@ -126,8 +127,6 @@ pub fn prepare_store_view(view: &Path, paths: &[StorePath]) -> Result<()> {
 /// Where the whole store is bound, briefly, inside the view. A store path's
 /// name never starts with a dot, so this cannot collide with one.
 const STAGING: &str = ".store";
-
-const STORE_DIR: &str = "/nix/store";
 
 /// A bind mount is created writable; read-only takes a second, remounting
 /// call.

@@ -80,6 +80,32 @@ impl Runsc {
     }
 }
 
+impl Runsc {
+    /// `runsc kill ID SIGNAL`, retried for up to `patience` while
+    /// `worth_retrying` says so: right after start, runsc may not have
+    /// recorded the container yet.
+    pub fn kill(
+        &self,
+        globals: &Globals,
+        id: &str,
+        signal: nix::sys::signal::Signal,
+        patience: Duration,
+        worth_retrying: impl Fn() -> bool,
+    ) -> Result<()> {
+        let name = signal.as_str().trim_start_matches("SIG");
+        let deadline = Instant::now() + patience;
+        loop {
+            match self.query(globals, &["kill", id, name]) {
+                Ok(_) => return Ok(()),
+                Err(_) if Instant::now() < deadline && worth_retrying() => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 /// How long a runsc control command (kill, state, delete) may take.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -188,19 +188,10 @@ impl Forwarder {
     /// wedged runsc may not answer at all: retry for a moment, then stop
     /// the sandbox the hard way.
     fn deliver(&self, signal: Signal) {
-        let name = signal.as_str().trim_start_matches("SIG").to_string();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.finished.load(Ordering::SeqCst) {
-            if self.runsc.query(&self.globals, &["kill", &self.id, &name]).is_ok() {
-                return;
-            }
-            if Instant::now() > deadline {
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        if !self.finished.load(Ordering::SeqCst) {
-            tracing::warn!("runsc did not take {name}; stopping the sandbox");
+        let running = || !self.finished.load(Ordering::SeqCst);
+        let delivered = self.runsc.kill(&self.globals, &self.id, signal, Duration::from_secs(2), running);
+        if delivered.is_err() && running() {
+            tracing::warn!("runsc did not take {signal}; stopping the sandbox");
             self.forced.store(true, Ordering::SeqCst);
             let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.runsc_pid), Signal::SIGKILL);
         }
