@@ -1,15 +1,16 @@
 //! Command-line definitions, and their conversion into a validated
 //! [`RunRequest`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::host;
 use crate::nix::hash::HashFormat;
-use crate::policy;
-use crate::request::{Network, RunRequest};
-use crate::Result;
+use crate::policy::{self, EnvArg};
+use crate::request::{NixArg, RunRequest, TerminalMode};
+use crate::{Error, Result};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,13 +22,23 @@ use crate::Result;
         in which /nix/store holds only that closure, writes a hardened OCI bundle with a \
         reproducible digest, and runs it with runsc (gVisor).\n\n\
         Exit status of `run`: the workload's own; 128+N if it died of signal N; 124 after \
-        --timeout; 125 if nucleus itself failed (the reason is on stderr)."
+        --timeout; 125 if nucleus itself failed (the reason is on stderr).",
+    after_help = "Examples:\n  nucleus run ./result -- /bin/hello\n  nucleus run -it ./result -- /bin/sh\n  \
+        nucleus run --name web -p 8080:80 ./result -- /bin/httpd -f -p 80\n  nucleus exec -it web -- /bin/sh"
 )]
 pub struct Cli {
-    /// More messages on stderr (-v: info, -vv: debug and runsc debug logs); RUST_LOG also works.
-    /// Give it before the subcommand: after it, -v means --volume.
-    #[arg(short, long, action = clap::ArgAction::Count)]
+    /// Say what nucleus is doing (-vv: debug, and runsc's debug logs). Only before the
+    /// subcommand: after it, -v means --volume; --verbose works anywhere.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose_short: u8,
+
+    /// Say what nucleus is doing on stderr (twice: debug and runsc's debug logs).
+    #[arg(long = "verbose", global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Print only the workload's output and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 
     /// Where container state lives [default: /run/nucleus for root, $XDG_RUNTIME_DIR/nucleus otherwise].
     #[arg(long, global = true, env = "NUCLEUS_STATE_ROOT", value_name = "DIR")]
@@ -37,26 +48,33 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// 0 quiet, 1 normal (warnings), 2 informative, 3 debug.
+    pub fn verbosity(&self) -> u8 {
+        if self.quiet {
+            0
+        } else {
+            1 + self.verbose_short.saturating_add(self.verbose)
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run COMMAND inside gVisor with INSTALLABLE's closure as its world.
-    #[command(after_help = "INSTALLABLE is a store path or a path resolving to one (./result), a .nix file \
-            (built with nix-build), or anything `nix build` accepts (e.g. .#app). Without it, \
-            nucleus runs in host mode: the host's /bin /sbin /usr /lib /lib64 and /nix/store, \
-            read-only, and nothing else of the host.\n\n\
-            Example: nucleus run ./result -- /bin/hello")]
-    Run(RunCmd),
+    #[command(after_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
     /// Write the OCI bundle to DIR and print its digest; launch nothing.
-    Bundle(BundleCmd),
-    /// Recompute a bundle's digest from its config.json and closure record.
+    Bundle(BundleArgs),
+    /// Recompute a bundle's digest from its config.json and its record.
     Digest {
         /// A bundle written by `nucleus bundle` or kept by `nucleus run --keep`.
         dir: PathBuf,
     },
-    /// Check a bundle against its recorded digest and Nix's narHash of every store path.
+    /// Check a bundle against its recorded digest, its root filesystem and Nix's narHashes.
     Verify {
         dir: PathBuf,
-        /// Also rehash every store path's bytes (slow for big closures).
+        /// Also rehash every store path's contents (in parallel).
         #[arg(long)]
         deep: bool,
     },
@@ -72,8 +90,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List containers (running ones; --all for stopped ones too).
+    /// List containers: name, status, pid, exit status, installable, command.
     Ps {
+        /// Include stopped containers.
         #[arg(short, long)]
         all: bool,
         #[arg(long)]
@@ -86,76 +105,139 @@ pub enum Command {
         name: String,
         #[arg(default_value = "TERM")]
         signal: String,
-        /// runsc to use [default: --runsc, $NUCLEUS_RUNSC, then PATH].
-        #[arg(long, value_name = "PATH")]
-        runsc: Option<PathBuf>,
+        /// Signal every process of the container, not only its first.
+        #[arg(short, long)]
+        all: bool,
     },
-    /// Remove a stopped container's state; --force stops a running one first.
+    /// Remove a stopped container; --force stops a running one first.
     Delete {
         name: String,
         #[arg(short, long)]
         force: bool,
-        #[arg(long, value_name = "PATH")]
-        runsc: Option<PathBuf>,
+    },
+    /// Run COMMAND in a running container, with its mounts and namespaces.
+    Exec(ExecArgs),
+    /// Check arguments as `run` would, without touching the host: no file is read, no
+    /// installable resolved. Exit 0 when acceptable, else 125 with the reason.
+    #[command(name = "check-args")]
+    CheckArgs {
+        #[command(subcommand)]
+        target: CheckTarget,
     },
 }
 
-#[derive(Debug, Args)]
-pub struct RunCmd {
-    #[command(flatten)]
-    pub spec: SpecArgs,
+const RUN_AFTER_HELP: &str = "INSTALLABLE is a store path or a path resolving to one (./result), a .nix \
+    file (built with nix-build; -A, --arg and --argstr apply), or anything `nix build` accepts \
+    (.#app, path:/dir#pkg). Without it, nucleus runs in host mode: the host's /bin /sbin /usr /lib \
+    /lib64 and /nix/store, read-only, and nothing else of the host. Without `-- COMMAND`, the \
+    installable's main program runs, as `nix run` picks it.\n\n\
+    Examples:\n  nucleus run ./result -- /bin/hello\n  nucleus run ./result\n  \
+    nucleus run -v ./data:/data:rw --timeout 600 ./tests -- /bin/run-tests\n  \
+    nucleus run --name web -p 8080:80 ./result -- /bin/httpd -f -p 80";
 
-    /// Container name, [A-Za-z0-9][A-Za-z0-9_.-]{0,127} [default: generated].
+#[derive(Debug, Subcommand)]
+pub enum CheckTarget {
+    /// The arguments of `nucleus run`.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+
+    /// Container name, [A-Za-z0-9][A-Za-z0-9_.-]{0,91} [default: generated].
     #[arg(long)]
     pub name: Option<String>,
-    /// Send TERM after SECONDS, KILL a few seconds later; exit status 124.
+    /// Give the workload a pseudo-terminal (podman's -t).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Attach nucleus's stdin to the workload (podman's -i); without it, stdin is empty.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Send TERM after SECONDS (Nix's part of the run included), KILL 5 s later; exit status 124.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<String>,
+    /// Give up if the sandbox has not started after SECONDS [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub boot_timeout: Option<String>,
+    /// With NOTIFY_SOCKET, send READY=1 only once PORT inside accepts connections.
+    #[arg(long, value_name = "PORT")]
+    pub ready_tcp: Option<String>,
     /// runsc binary [default: $NUCLEUS_RUNSC, then runsc on PATH].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "NUCLEUS_RUNSC")]
     pub runsc: Option<PathBuf>,
-    /// Print config.json and the digest; create and launch nothing.
+    /// Print one JSON document (the digest, config.json and how it would be launched); launch nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Keep the container's bundle and logs after it exits (remove with `nucleus delete`).
     #[arg(long)]
     pub keep: bool,
+    /// Replace a kept, stopped container of the same name.
+    #[arg(long)]
+    pub replace: bool,
 
     #[command(flatten)]
-    pub target: Target,
+    pub workload: WorkloadArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct BundleCmd {
+pub struct BundleArgs {
     /// Directory to write; must not exist or be empty (never a symlink).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
     #[command(flatten)]
-    pub spec: SpecArgs,
+    pub sandbox: SandboxArgs,
 
     #[command(flatten)]
-    pub target: Target,
+    pub workload: WorkloadArgs,
 }
 
 #[derive(Debug, Args)]
-pub struct Target {
+pub struct WorkloadArgs {
     /// Store path, ./result, FILE.nix or flake reference; omit for host mode.
     pub installable: Option<String>,
+    /// The program and its arguments, after `--` [default: the installable's main program].
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Give the command a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Attach nucleus's stdin to the command.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Set KEY=VALUE (or KEY, the caller's value) for the command (repeatable).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Numeric user and group for the command [default: the container's].
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Working directory for the command [default: the container's].
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    pub name: String,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
-/// Options that shape the sandbox, shared by `run` and `bundle`.
+/// Options that shape the sandbox, shared by `run`, `bundle` and `check-args`.
 #[derive(Debug, Args)]
-pub struct SpecArgs {
+pub struct SandboxArgs {
     /// Host name inside the sandbox [default: nucleus].
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Set KEY=VALUE in the workload's environment (repeatable); nothing of the host's leaks in.
-    #[arg(short, long, value_name = "KEY=VALUE")]
+    /// Set KEY=VALUE in the workload's environment, or KEY to pass the caller's value (repeatable).
+    #[arg(short, long, value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
+    /// Read KEY=VALUE lines from FILE (podman's format; # comments); -e wins over it (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// Show host SRC at DST, read-only unless :rw (repeatable); always nosuid,nodev.
     #[arg(short, long, value_name = "SRC:DST[:ro|rw]")]
     pub volume: Vec<String>,
@@ -180,7 +262,7 @@ pub struct SpecArgs {
     /// Memory limit (K/M/G, binary units).
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
-    /// CPU limit, fractions allowed (0.5).
+    /// CPU limit, fractions allowed (0.5; at least 0.01).
     #[arg(long, value_name = "N")]
     pub cpus: Option<String>,
     /// Process limit (at least 50: gVisor's own threads count).
@@ -197,14 +279,27 @@ pub struct SpecArgs {
     #[arg(long, value_name = "FILE")]
     pub hooks: Option<PathBuf>,
     /// Network: none (loopback only), sandbox (gVisor's own stack) or host (the host's; unsafe).
-    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
-    pub network: NetworkArg,
+    #[arg(long, value_enum)]
+    pub network: Option<NetworkArg>,
+    /// Publish PORT inside at HOSTIP:HOSTPORT on the host (HOSTIP defaults to 127.0.0.1;
+    /// repeatable; implies --network sandbox).
+    #[arg(short, long, value_name = "[HOSTIP:]HOSTPORT:PORT[/tcp]")]
+    pub publish: Vec<String>,
     /// runsc platform (e.g. ptrace, kvm) [default: runsc's own].
     #[arg(long, value_name = "NAME")]
     pub platform: Option<String>,
-    /// Run as an unprivileged user (runsc --rootless --network=none).
+    /// Run as an unprivileged user (in a user namespace of nucleus's own).
     #[arg(long)]
     pub rootless: bool,
+    /// For a .nix INSTALLABLE: the attribute to build (as nix-build -A).
+    #[arg(short = 'A', long = "attr", value_name = "ATTR")]
+    pub attr: Option<String>,
+    /// For a .nix INSTALLABLE: pass NAME = EXPR to its function (as nix-build --arg).
+    #[arg(long, num_args = 2, value_names = ["NAME", "EXPR"], action = clap::ArgAction::Append)]
+    pub arg: Vec<String>,
+    /// For a .nix INSTALLABLE: pass NAME = "VALUE" to its function (as nix-build --argstr).
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
+    pub argstr: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -214,19 +309,61 @@ pub enum NetworkArg {
     Host,
 }
 
-impl SpecArgs {
-    /// Validates every value; nothing is created.
-    pub fn into_request(self, target: Target, timeout: Option<&str>) -> Result<RunRequest> {
-        let mut req = RunRequest::new(target.installable, target.command);
+/// How much of the host converting arguments may look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostAccess {
+    /// `run`, `bundle`: read the files named (profiles, hooks, environment
+    /// files) and the caller's environment.
+    Full,
+    /// `check-args`: text only, so that it gives the same answer in a Nix
+    /// build sandbox as on the machine that will run the container.
+    Offline,
+}
+
+impl RunArgs {
+    pub fn request(&self, access: HostAccess) -> Result<RunRequest> {
+        let mut req = self.sandbox.request(&self.workload, access)?;
+        req.terminal = TerminalMode { tty: self.tty, interactive: self.interactive };
+        if let Some(t) = &self.timeout {
+            req.timeout = Some(Duration::from_secs(policy::parse_seconds("--timeout", t)?));
+        }
+        if let Some(t) = &self.boot_timeout {
+            req.boot_timeout = Duration::from_secs(policy::parse_seconds("--boot-timeout", t)?);
+        }
+        if let Some(port) = &self.ready_tcp {
+            req.ready_tcp = Some(policy::parse_port("--ready-tcp", port)?);
+            if req.network != crate::request::Network::Sandbox {
+                return Err(Error::invalid("--ready-tcp", "needs --network sandbox (or -p), to reach the port"));
+            }
+        }
+        if let Some(name) = &self.name {
+            policy::parse_name(name)?;
+        }
+        Ok(req)
+    }
+}
+
+impl SandboxArgs {
+    /// Validates every value. With [`HostAccess::Full`] the files named are
+    /// read and checked too; nothing is created either way.
+    pub fn request(&self, workload: &WorkloadArgs, access: HostAccess) -> Result<RunRequest> {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let command = if workload.command.is_empty() { None } else { Some(workload.command.clone()) };
+        let mut req = RunRequest::new(workload.installable.as_deref(), command);
+        if let Some(installable) = &mut req.installable {
+            installable.attr = self.attr.clone();
+            installable.nix_args = self.nix_args()?;
+        } else if self.attr.is_some() || !self.arg.is_empty() || !self.argstr.is_empty() {
+            return Err(Error::invalid("-A/--arg/--argstr", "apply to a .nix INSTALLABLE, and none was given"));
+        }
         if let Some(host) = &self.hostname {
             req.hostname = policy::parse_hostname(host)?;
         }
-        let env: Vec<(String, String)> = self.env.iter().map(|e| policy::parse_env(e)).collect::<Result<_>>()?;
-        req.env = policy::build_env(&env);
-        req.volumes = self.volume.iter().map(|v| policy::parse_volume(v)).collect::<Result<_>>()?;
+        req.env = self.environment(access)?;
+        req.volumes = self.volume.iter().map(|v| policy::parse_volume(v, &cwd)).collect::<Result<_>>()?;
         req.tmpfs = self.tmpfs.iter().map(|t| policy::parse_tmpfs(t)).collect::<Result<_>>()?;
-        req.secrets = self.secret.iter().map(|s| policy::parse_secret(s)).collect::<Result<_>>()?;
-        req.context = self.context.as_deref().map(policy::parse_context).transpose()?;
+        req.secrets = self.secret.iter().map(|s| policy::parse_secret(s, &cwd)).collect::<Result<_>>()?;
+        req.context = self.context.as_deref().map(|c| policy::parse_context(c, &cwd)).transpose()?;
         if let Some(user) = &self.user {
             req.user = policy::parse_user(user)?;
         }
@@ -237,32 +374,118 @@ impl SpecArgs {
         req.limits.memory_bytes = self.memory.as_deref().map(|m| policy::parse_size("--memory", m)).transpose()?;
         req.limits.cpu_millis = self.cpus.as_deref().map(policy::parse_cpus).transpose()?;
         req.limits.pids = self.pids.as_deref().map(policy::parse_pids).transpose()?;
-        if let Some(profile) = &self.seccomp_profile {
-            req.seccomp = Some(policy::load_seccomp_profile(profile, self.seccomp_profile_sha256.as_deref())?);
+        if let Some(pin) = &self.seccomp_profile_sha256 {
+            if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::invalid("--seccomp-profile-sha256", format!("'{pin}' is not 64 hex digits")));
+            }
         }
-        if let Some(file) = &self.hooks {
-            req.hooks = crate::hooks::load(file)?;
+        if access == HostAccess::Full {
+            if let Some(file) = &self.seccomp_profile {
+                let bytes = host::read_input_file("--seccomp-profile", file)?;
+                if let Some(pin) = &self.seccomp_profile_sha256 {
+                    policy::seccomp::check_pin(&bytes, pin, file)?;
+                }
+                req.seccomp = Some(policy::seccomp::parse_profile(&bytes, file)?);
+            }
+            if let Some(file) = &self.hooks {
+                let specs = policy::hooks::parse(&host::read_input_file("--hooks", file)?, file)?;
+                req.hooks = Some(host::hooks::verify(&specs)?);
+            }
         }
-        req.network = match self.network {
-            NetworkArg::None => Network::None,
-            NetworkArg::Sandbox => Network::Sandbox,
-            NetworkArg::Host => Network::Host,
+        req.publish = self.publish.iter().map(|p| policy::parse_publish(p)).collect::<Result<_>>()?;
+        req.network = match (self.network, req.publish.is_empty()) {
+            (None, true) | (Some(NetworkArg::None), true) => crate::request::Network::None,
+            (None, false) | (Some(NetworkArg::Sandbox), _) => crate::request::Network::Sandbox,
+            (Some(NetworkArg::Host), true) => crate::request::Network::Host,
+            (Some(other), false) => {
+                let name = format!("{other:?}").to_lowercase();
+                return Err(Error::invalid("--publish", format!("needs --network sandbox, not --network {name}")));
+            }
         };
         req.platform = self.platform.as_deref().map(policy::parse_platform).transpose()?;
         req.rootless = self.rootless;
-        if req.rootless && req.network != Network::None {
-            return Err(crate::Error::invalid("--network", "--rootless supports only --network none"));
+        check_combinations(&req)?;
+        Ok(req)
+    }
+
+    fn nix_args(&self) -> Result<Vec<NixArg>> {
+        let mut args = Vec::new();
+        for pair in self.arg.chunks(2) {
+            if let [name, expr] = pair {
+                args.push(NixArg::Expr { name: policy::parse_nix_identifier("--arg", name)?, expr: expr.clone() });
+            }
         }
-        if req.rootless && req.limits.any() {
-            return Err(crate::Error::invalid(
+        for pair in self.argstr.chunks(2) {
+            if let [name, value] = pair {
+                args.push(NixArg::Str { name: policy::parse_nix_identifier("--argstr", name)?, value: value.clone() });
+            }
+        }
+        Ok(args)
+    }
+
+    /// Environment files first, then `-e` entries, each later one winning.
+    fn environment(&self, access: HostAccess) -> Result<Vec<String>> {
+        let mut entries: Vec<EnvArg> = Vec::new();
+        for file in &self.env_file {
+            if access == HostAccess::Full {
+                let bytes = host::read_input_file("--env-file", file)?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| Error::invalid("--env-file", format!("{} is not UTF-8", file.display())))?;
+                entries.extend(policy::parse_env_file(&text, file)?);
+            } else if !file.is_absolute() && file.as_os_str().is_empty() {
+                return Err(Error::invalid("--env-file", "the path is empty"));
+            }
+        }
+        for e in &self.env {
+            entries.push(policy::parse_env(e)?);
+        }
+        let mut pairs = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match entry {
+                EnvArg::Set(key, value) => pairs.push((key, value)),
+                EnvArg::Inherit(key) if access == HostAccess::Full => {
+                    let value = std::env::var(&key).map_err(|_| {
+                        Error::invalid("--env", format!("'{key}' is not set in nucleus's own environment"))
+                    })?;
+                    pairs.push((key, value));
+                }
+                EnvArg::Inherit(key) => pairs.push((key, String::new())),
+            }
+        }
+        Ok(policy::build_env(&pairs))
+    }
+}
+
+/// Rules between options.
+fn check_combinations(req: &RunRequest) -> Result<()> {
+    if let Some(command) = &req.command {
+        match command.first() {
+            Some(program) if !program.is_empty() => {}
+            _ => return Err(Error::invalid("COMMAND", "the program to run after `--` is empty")),
+        }
+        if command.iter().any(|a| a.contains('\0')) {
+            return Err(Error::invalid("COMMAND", "an argument contains a NUL byte"));
+        }
+    } else if req.installable.is_none() {
+        return Err(Error::invalid("COMMAND", "give the program to run after `--` (host mode has no main program)"));
+    }
+    if req.rootless {
+        if req.network != crate::request::Network::None {
+            return Err(Error::invalid("--rootless", "supports only --network none (runsc's rule)"));
+        }
+        if req.limits.any() {
+            return Err(Error::invalid(
                 "--rootless",
                 "--memory, --cpus and --pids need cgroups, which only root can set up",
             ));
         }
-        req.timeout = timeout.map(policy::parse_timeout).transpose()?.map(Duration::from_secs);
-        policy::check_request(&req)?;
-        Ok(req)
     }
+    policy::mounts::check(&req.volumes, &req.tmpfs, &req.secrets, req.context.as_deref())
+}
+
+/// The one-line `Path` form used in several messages.
+pub fn display_path(path: &Path) -> String {
+    crate::error::printable(&path.display().to_string())
 }
 
 #[cfg(test)]
@@ -270,22 +493,110 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
+    fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("nucleus").chain(args.iter().copied()))
+    }
+
+    fn run_request(args: &[&str], access: HostAccess) -> Result<RunRequest> {
+        let Command::Run(run) = parse(args).expect("parses").command else { panic!("not run") };
+        run.request(access)
+    }
+
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
 
     #[test]
-    fn the_command_follows_a_double_dash() {
-        let cli =
-            Cli::try_parse_from(["nucleus", "run", "-v", "/a:/b", "./result", "--", "/bin/sh", "-c", "x"]).unwrap();
+    fn the_command_follows_a_double_dash_and_is_optional() {
+        let cli = parse(&["run", "-v", "/a:/b", "./result", "--", "/bin/sh", "-c", "x"]).unwrap();
         let Command::Run(run) = cli.command else { panic!("not run") };
-        assert_eq!(run.target.installable.as_deref(), Some("./result"));
-        assert_eq!(run.target.command, ["/bin/sh", "-c", "x"]);
-        assert_eq!(run.spec.volume, ["/a:/b"]);
-        let host = Cli::try_parse_from(["nucleus", "run", "--", "/bin/true"]).unwrap();
-        let Command::Run(run) = host.command else { panic!("not run") };
-        assert!(run.target.installable.is_none());
-        assert!(Cli::try_parse_from(["nucleus", "run", "./result"]).is_err());
+        assert_eq!(run.workload.installable.as_deref(), Some("./result"));
+        assert_eq!(run.workload.command, ["/bin/sh", "-c", "x"]);
+        assert_eq!(run.sandbox.volume, ["/a:/b"]);
+        let Command::Run(run) = parse(&["run", "./result"]).unwrap().command else { panic!() };
+        assert!(run.workload.command.is_empty());
+        assert!(matches!(run_request(&["run", "--", ""], HostAccess::Offline), Err(Error::InvalidArgument { .. })));
+        assert!(run_request(&["run"], HostAccess::Offline).is_err());
+    }
+
+    #[test]
+    fn global_options_work_after_the_subcommand() {
+        let cli = parse(&["run", "--verbose", "--state-root", "/s", "-q", "x", "--", "y"]);
+        assert!(cli.is_err(), "--quiet and --verbose conflict");
+        let cli = parse(&["run", "--verbose", "--state-root", "/s", "x", "--", "y"]).unwrap();
+        assert_eq!(cli.verbosity(), 2);
+        assert_eq!(cli.state_root.as_deref(), Some(Path::new("/s")));
+        assert_eq!(parse(&["-vv", "ps"]).unwrap().verbosity(), 3);
+        assert_eq!(parse(&["ps", "-q"]).unwrap().verbosity(), 0);
+        let Command::Run(run) = parse(&["run", "-v", "/a:/b", "x", "--", "y"]).unwrap().command else { panic!() };
+        assert_eq!(run.sandbox.volume, ["/a:/b"], "-v after run is --volume");
+    }
+
+    #[test]
+    fn offline_checks_need_no_host() {
+        let req = run_request(
+            &[
+                "run",
+                "-e",
+                "HOME",
+                "--env-file",
+                "/nonexistent",
+                "--seccomp-profile",
+                "/nonexistent",
+                "-p",
+                "8080:80",
+                "x",
+            ],
+            HostAccess::Offline,
+        )
+        .unwrap();
+        assert_eq!(req.network, crate::request::Network::Sandbox);
+        assert_eq!(req.publish.len(), 1);
+        for bad in [
+            &["run", "--name", "a b", "x"][..],
+            &["run", "--cpus", "0.001", "x"],
+            &["run", "--timeout", "4294967296", "x"],
+            &["run", "-p", "80:80", "--network", "host", "x"],
+            &["run", "--ready-tcp", "80", "x"],
+            &["run", "-v", "/srv/a:/data", "-v", "/srv/b:/data/sub", "x"],
+            &["run", "-A", "hello", "--", "/bin/true"],
+            &["run", "--rootless", "--memory", "1G", "x"],
+            &["run", "--seccomp-profile", "/p", "--seccomp-profile-sha256", "00", "x"],
+        ] {
+            assert!(run_request(bad, HostAccess::Offline).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nix_arguments_and_the_environment_keep_their_order() {
+        let req = run_request(
+            &["run", "-A", "pkg", "--arg", "n", "1", "--argstr", "s", "two", "-e", "A=1", "-e", "A=2", "f.nix"],
+            HostAccess::Offline,
+        )
+        .unwrap();
+        let installable = req.installable.unwrap();
+        assert_eq!(installable.attr.as_deref(), Some("pkg"));
+        assert_eq!(
+            installable.nix_args,
+            [
+                NixArg::Expr { name: "n".into(), expr: "1".into() },
+                NixArg::Str { name: "s".into(), value: "two".into() }
+            ]
+        );
+        assert_eq!(req.env.last().map(String::as_str), Some("A=2"));
+        assert!(req.env.iter().filter(|e| e.starts_with("A=")).count() == 1);
+    }
+
+    #[test]
+    fn env_files_come_before_env_options() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("env");
+        std::fs::write(&file, "# settings\nA=from-file\nB=file\n").unwrap();
+        let req = run_request(&["run", "--env-file", file.to_str().unwrap(), "-e", "A=option", "x"], HostAccess::Full)
+            .unwrap();
+        assert!(req.env.contains(&"A=option".to_string()) && req.env.contains(&"B=file".to_string()));
+        let missing = "NUCLEUS_TEST_SURELY_UNSET_VARIABLE";
+        assert!(run_request(&["run", "-e", missing, "x"], HostAccess::Full).is_err());
     }
 }

@@ -4,22 +4,26 @@
 //! to the next:
 //!
 //! ```text
-//! cli ─► RunRequest
-//! nix::installable ─► StorePath ─► nix::closure::Closure
-//! rootfs ─► RootfsPlan ─► oci ─► Spec
-//! bundle ─► Bundle + Digest ─► sandbox ─► exit status
+//! cli, policy ─► RunRequest            (checked user input)
+//! host        ─► HostSources           (host paths opened once, checked on the descriptor)
+//! nix         ─► StorePath ─► Closure  (installable, closure, narHash)
+//! rootfs      ─► RootfsPlan            (what /bin, /etc and /nix/store show)
+//! plan        ─► LaunchPlan            (oci: the Spec; bundle: contents and digest; every decision)
+//! sandbox     ─► exit status           (state: the container's record; runsc; the supervisor)
 //! ```
 
 pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod error;
-pub mod hooks;
+pub mod host;
 pub mod nix;
 pub mod oci;
+pub mod plan;
 pub mod policy;
 pub mod request;
 pub mod rootfs;
 pub mod sandbox;
+pub mod state;
 
 pub use error::{Error, Result};

@@ -1,20 +1,27 @@
-//! RunRequest: what the user asked for, already validated by [`crate::policy`].
-//! Everything downstream may trust these values.
+//! RunRequest: what the user asked for, every value already checked by
+//! [`crate::policy`]. Host paths in it are absolute and normalised but not
+//! yet opened; [`crate::host`] opens them once, without following symlinks,
+//! and the launch plan refers to what was opened.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::oci::spec::Hooks;
+use oci_spec::runtime::{Hooks, LinuxSeccomp};
 
 /// The default `PATH` inside the sandbox: fixed, never the host's.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 pub const DEFAULT_HOSTNAME: &str = "nucleus";
 
+/// How long runsc may take to bring the sandbox up, unless told otherwise.
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunRequest {
     /// `None` means host mode.
-    pub installable: Option<String>,
-    pub command: Vec<String>,
+    pub installable: Option<InstallableRequest>,
+    /// `None` means the installable's main program, as `nix run` picks it.
+    pub command: Option<Vec<String>>,
     pub hostname: String,
     /// `KEY=VALUE` entries in order; exactly one of them is `PATH`.
     pub env: Vec<String>,
@@ -26,18 +33,41 @@ pub struct RunRequest {
     pub user: UserSpec,
     pub workdir: String,
     pub limits: Limits,
-    pub seccomp: Option<serde_json::Value>,
-    pub hooks: Hooks,
+    /// The user's seccomp profile, checked; the setuid guard is added by the
+    /// plan when a volume is writable.
+    pub seccomp: Option<LinuxSeccomp>,
+    /// Hooks with verified store paths.
+    pub hooks: Option<Hooks>,
     pub network: Network,
+    pub publish: Vec<PortMapping>,
+    /// Send READY=1 only once this port inside accepts connections.
+    pub ready_tcp: Option<u16>,
     pub platform: Option<String>,
     pub rootless: bool,
     pub timeout: Option<Duration>,
+    pub boot_timeout: Duration,
+    pub terminal: TerminalMode,
+}
+
+/// The installable and, for a `.nix` file, what to hand `nix-build`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstallableRequest {
+    pub text: String,
+    pub attr: Option<String>,
+    /// `--arg NAME EXPR` and `--argstr NAME VALUE`, in order.
+    pub nix_args: Vec<NixArg>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NixArg {
+    Expr { name: String, expr: String },
+    Str { name: String, value: String },
 }
 
 /// A host path shown inside the sandbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {
-    /// Canonical host path.
+    /// Absolute, lexically normalised host path.
     pub source: PathBuf,
     /// Absolute, normalised path inside the sandbox.
     pub destination: String,
@@ -100,12 +130,31 @@ impl Network {
     }
 }
 
+/// `-p HOSTIP:HOSTPORT:PORT`: connections to the host address reach PORT
+/// inside the sandbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMapping {
+    pub host_ip: IpAddr,
+    pub host_port: u16,
+    pub port: u16,
+}
+
+/// `-t` and `-i`, with podman's meaning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TerminalMode {
+    /// The workload gets a pseudo-terminal.
+    pub tty: bool,
+    /// The workload's stdin is nucleus's; without it, stdin is empty.
+    pub interactive: bool,
+}
+
 impl RunRequest {
     /// A request that runs `command` with every default; the starting point
-    /// for tests and for the CLI.
-    pub fn new(installable: Option<String>, command: Vec<String>) -> Self {
+    /// for the CLI and for tests.
+    pub fn new(installable: Option<&str>, command: Option<Vec<String>>) -> Self {
         RunRequest {
-            installable,
+            installable: installable.map(|text| InstallableRequest { text: text.to_string(), ..Default::default() }),
             command,
             hostname: DEFAULT_HOSTNAME.to_string(),
             env: vec![format!("PATH={DEFAULT_PATH}")],
@@ -117,11 +166,20 @@ impl RunRequest {
             workdir: "/".to_string(),
             limits: Limits::default(),
             seccomp: None,
-            hooks: Hooks::default(),
+            hooks: None,
             network: Network::None,
+            publish: Vec::new(),
+            ready_tcp: None,
             platform: None,
             rootless: false,
             timeout: None,
+            boot_timeout: DEFAULT_BOOT_TIMEOUT,
+            terminal: TerminalMode::default(),
         }
+    }
+
+    /// Whether any volume can be written from inside.
+    pub fn has_writable_volume(&self) -> bool {
+        self.volumes.iter().any(|v| v.writable)
     }
 }

@@ -1,8 +1,17 @@
-//! Closure → RootfsPlan: which host directories become `/bin`, `/lib`, …,
-//! and which store paths appear under `/nix/store`.
+//! Closure → RootfsPlan: which directories become `/bin`, `/lib`, …, and
+//! what `/nix/store` holds.
+//!
+//! The closure is treated as hostile: it may hold symlinks to anywhere on
+//! the host. A store path that is itself a symlink appears in the sandbox as
+//! that same symlink (nucleus creates it; it never binds what it points
+//! to), so it resolves inside the sandbox, as Nix's build sandbox does. The
+//! top level's `/bin`, `/etc`, … are resolved as the sandbox would resolve
+//! them, entering only the closure's store paths; one that leaves the
+//! closure refuses the run.
 
 use std::path::{Path, PathBuf};
 
+use crate::host::store::resolve_in_store;
 use crate::nix::{Closure, StorePath};
 use crate::{Error, Result};
 
@@ -13,19 +22,34 @@ pub const FHS_DIRS: &[&str] = &["bin", "sbin", "lib", "lib64", "usr", "etc"];
 /// of the host besides `/nix/store`.
 pub const HOST_DIRS: &[&str] = &["bin", "sbin", "usr", "lib", "lib64"];
 
-/// A host directory shown read-only at `destination`.
+/// A directory shown read-only at `destination`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SystemBind {
-    /// Canonical host path.
+    /// Canonical: no symlink in any component.
     pub source: PathBuf,
     pub destination: String,
+}
+
+/// What one store path of the closure is, as the sandbox will show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreEntryKind {
+    Directory,
+    File,
+    /// Shown as a symlink with this target text, unchanged.
+    Symlink(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreEntry {
+    pub path: StorePath,
+    pub kind: StoreEntryKind,
 }
 
 /// What `/nix/store` holds inside the sandbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreView {
     /// Exactly these store paths, sorted.
-    Closure(Vec<StorePath>),
+    Closure(Vec<StoreEntry>),
     /// The host's whole store (host mode).
     Host,
 }
@@ -40,78 +64,73 @@ impl RootfsPlan {
     /// Closure mode: the FHS directories of the top-level path, and only the
     /// closure under `/nix/store`.
     pub fn for_closure(closure: &Closure) -> Result<Self> {
-        let top = &closure.root;
-        check_top_level_symlinks(closure)?;
+        let allowed = |p: &StorePath| closure.contains(p);
         let mut system = Vec::new();
         for dir in FHS_DIRS {
-            let candidate = top.join(dir);
-            if candidate.symlink_metadata().is_err() {
+            let candidate = closure.root.join(dir);
+            if !exists_in_closure(&closure.root, dir, &allowed) {
                 continue;
             }
-            let source = resolve_inside_closure(closure, &candidate)?;
-            if !source.is_dir() {
-                return Err(Error::Rootfs(format!(
-                    "{} is not a directory, so it cannot become /{dir}",
-                    candidate.display()
-                )));
+            let resolved = resolve_in_store(&candidate, &allowed).map_err(|why| Error::Rootfs {
+                reason: format!(
+                    "{} cannot become /{dir}: {why}; only store paths of the closure of {} can be shown",
+                    candidate.display(),
+                    closure.root
+                ),
+            })?;
+            if resolved.kind != nix::sys::stat::SFlag::S_IFDIR {
+                return Err(Error::Rootfs {
+                    reason: format!("{} is not a directory, so it cannot become /{dir}", candidate.display()),
+                });
             }
-            system.push(SystemBind { source, destination: format!("/{dir}") });
+            system.push(SystemBind { source: resolved.path, destination: format!("/{dir}") });
         }
-        Ok(RootfsPlan { system, store: StoreView::Closure(closure.store_paths().cloned().collect()) })
+        let entries = closure.store_paths().map(store_entry).collect::<Result<_>>()?;
+        Ok(RootfsPlan { system, store: StoreView::Closure(entries) })
     }
 
     /// Host mode: the host's system directories and store, read-only.
-    pub fn for_host() -> Result<Self> {
+    pub fn for_host(root: &Path) -> Self {
         let mut system = Vec::new();
         for dir in HOST_DIRS {
-            let path = Path::new("/").join(dir);
-            if let Ok(source) = path.canonicalize() {
+            if let Ok(source) = root.join(dir).canonicalize() {
                 if source.is_dir() {
                     system.push(SystemBind { source, destination: format!("/{dir}") });
                 }
             }
         }
-        Ok(RootfsPlan { system, store: StoreView::Host })
+        RootfsPlan { system, store: StoreView::Host }
     }
 
-    pub fn store_paths(&self) -> &[StorePath] {
+    pub fn store_entries(&self) -> &[StoreEntry] {
         match &self.store {
-            StoreView::Closure(paths) => paths,
+            StoreView::Closure(entries) => entries,
             StoreView::Host => &[],
         }
     }
 }
 
-/// A symlink at the top level that leads outside the closure would show the
-/// workload a dangling path at best and a host path at worst: refuse it.
-fn check_top_level_symlinks(closure: &Closure) -> Result<()> {
-    let top = closure.root.as_path();
-    if !top.is_dir() {
-        return Ok(());
+/// Whether the top level has `dir` at all, asked without leaving the
+/// closure (the top level may itself be a symlink to another store path).
+fn exists_in_closure(root: &StorePath, dir: &str, allowed: &dyn Fn(&StorePath) -> bool) -> bool {
+    match resolve_in_store(root.as_path(), allowed) {
+        Ok(top) if top.kind == nix::sys::stat::SFlag::S_IFDIR => top.path.join(dir).symlink_metadata().is_ok(),
+        _ => false,
     }
-    let entries = std::fs::read_dir(top).map_err(|e| Error::io("cannot list", top, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("cannot list", top, e))?;
-        if entry.file_type().map(|t| t.is_symlink()).unwrap_or(false) {
-            resolve_inside_closure(closure, &entry.path())?;
-        }
-    }
-    Ok(())
 }
 
-fn resolve_inside_closure(closure: &Closure, path: &Path) -> Result<PathBuf> {
-    let escape = |target: &str| {
-        Error::Rootfs(format!(
-            "{} resolves to {target}, outside the closure of {}; only store paths of the closure can be shown",
-            path.display(),
-            closure.root
-        ))
+/// A store path's own type, not following it if it is a symlink.
+fn store_entry(path: &StorePath) -> Result<StoreEntry> {
+    let unusable = |e: std::io::Error| Error::Rootfs { reason: format!("{path} cannot be used: {e}") };
+    let meta = path.as_path().symlink_metadata().map_err(unusable)?;
+    let kind = if meta.file_type().is_symlink() {
+        StoreEntryKind::Symlink(std::fs::read_link(path.as_path()).map_err(unusable)?)
+    } else if meta.is_dir() {
+        StoreEntryKind::Directory
+    } else {
+        StoreEntryKind::File
     };
-    let resolved = path.canonicalize().map_err(|_| escape("nothing (a dangling link)"))?;
-    match StorePath::containing(&resolved) {
-        Some(owner) if closure.contains(&owner) => Ok(resolved),
-        _ => Err(escape(&resolved.display().to_string())),
-    }
+    Ok(StoreEntry { path: path.clone(), kind })
 }
 
 #[cfg(test)]
@@ -120,10 +139,14 @@ mod tests {
 
     #[test]
     fn host_mode_shows_system_dirs_and_the_store() {
-        let plan = RootfsPlan::for_host().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        for dir in ["usr", "bin", "etc"] {
+            std::fs::create_dir(root.path().join(dir)).unwrap();
+        }
+        let plan = RootfsPlan::for_host(root.path());
         assert_eq!(plan.store, StoreView::Host);
-        assert!(plan.system.iter().any(|b| b.destination == "/usr"));
-        assert!(plan.system.iter().all(|b| b.destination != "/etc"));
-        assert!(plan.store_paths().is_empty());
+        let shown: Vec<&str> = plan.system.iter().map(|b| b.destination.as_str()).collect();
+        assert_eq!(shown, ["/bin", "/usr"], "only HOST_DIRS that exist, never /etc");
+        assert!(plan.store_entries().is_empty());
     }
 }

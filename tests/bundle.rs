@@ -10,49 +10,16 @@ use common::*;
 
 const SCHEMA_DIR: &str = "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema";
 
-fn nix_hash(path: &Path, flag: Option<&str>) -> String {
-    let mut cmd = Command::new("nix");
-    cmd.args(["--extra-experimental-features", "nix-command", "hash", "path"]);
-    if let Some(flag) = flag {
-        cmd.arg(flag);
-    }
-    let out = cmd.arg(path).output().expect("nix not found");
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn last_line(text: &str) -> &str {
-    text.lines().last().unwrap_or("")
-}
-
-fn is_digest(line: &str) -> bool {
-    line.len() == 71 && line.starts_with("sha256:") && line[7..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Runs `nucleus LEADING… EXTRA… HELLO -- COMMAND…` and returns its stdout
-/// and the digest on its last line.
-fn with_hello(w: &World, leading: &[&str], extra: &[&str], command: &[&str]) -> (String, String) {
-    let hello = closure("hello");
-    let mut args = leading.to_vec();
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[hello.to_str().unwrap(), "--"]);
+/// `nucleus bundle --out DIR OPTIONS hello -- COMMAND…`; returns the digest.
+fn bundle(w: &World, dir: &Path, options: &[&str], command: &[&str]) -> String {
+    let closure = hello();
+    let mut args = vec!["bundle", "--out", dir.to_str().unwrap()];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&[&closure, "--"]);
     args.extend_from_slice(command);
-    let out = ok(&w.run(&args));
-    let digest = last_line(&out).to_string();
-    assert!(is_digest(&digest), "{out}");
-    (out, digest)
-}
-
-/// `nucleus bundle --out DIR` for the hello closure with `extra` options.
-fn bundle(w: &World, dir: &Path, extra: &[&str], command: &[&str]) -> String {
-    with_hello(w, &["bundle", "--out", dir.to_str().unwrap()], extra, command).1
-}
-
-/// The config and digest `run --dry-run` prints for the hello closure.
-fn dry_run(w: &World, extra: &[&str], command: &[&str]) -> (serde_json::Value, String) {
-    let (out, digest) = with_hello(w, &["run", "--dry-run"], extra, command);
-    let config_text = &out[..out.len() - digest.len() - 1];
-    (serde_json::from_str(config_text).expect("dry-run prints config.json first"), digest)
+    let digest = ok(&w.run(&args)).trim().to_string();
+    assert!(is_digest(&digest), "{digest}");
+    digest
 }
 
 #[test]
@@ -121,11 +88,9 @@ fn the_digest_does_not_depend_on_place_time_or_state() {
     assert_eq!(a, b);
     // A dry run (prepared store view, different state root and working
     // directory) has the same digest as a written bundle (one bind per path).
-    let (_, dry) = dry_run(&w, &[], &["/bin/hello"]);
-    assert_eq!(dry, a);
+    assert_eq!(w.dry_run_hello(&[], &["/bin/hello"]).digest, a);
     let elsewhere = World::new();
-    let (_, dry_elsewhere) = dry_run(&elsewhere, &["--name", "other-name"], &["/bin/hello"]);
-    assert_eq!(dry_elsewhere, a);
+    assert_eq!(elsewhere.dry_run_hello(&["--name", "other-name"], &["/bin/hello"]).digest, a);
 }
 
 #[test]
@@ -134,14 +99,14 @@ fn secret_contents_and_staging_never_reach_the_digest() {
     let secret = w.tmp.path().join("token");
     std::fs::write(&secret, "first").unwrap();
     let spec = format!("{}:/run/secrets/token", secret.display());
-    let (config, first) = dry_run(&w, &["--secret", &spec], &["/bin/hello"]);
+    let first = w.dry_run_hello(&["--secret", &spec], &["/bin/hello"]);
     std::fs::write(&secret, "second, longer").unwrap();
-    let (_, second) = dry_run(&w, &["--secret", &spec], &["/bin/hello"]);
-    assert_eq!(first, second);
-    assert!(!config.to_string().contains("first"));
+    let second = w.dry_run_hello(&["--secret", &spec], &["/bin/hello"]);
+    assert_eq!(first.digest, second.digest);
+    assert!(!first.config.to_string().contains("first") && !first.launch.to_string().contains("first"));
     // But where the secret appears inside is observable, so it counts.
-    let (_, moved) = dry_run(&w, &["--secret", &format!("{}:/run/secrets/other", secret.display())], &["/bin/hello"]);
-    assert_ne!(first, moved);
+    let moved = w.dry_run_hello(&["--secret", &format!("{}:/run/secrets/other", secret.display())], &["/bin/hello"]);
+    assert_ne!(first.digest, moved.digest);
 }
 
 #[test]
@@ -153,7 +118,7 @@ fn every_observable_change_changes_the_digest() {
     let vol_rw = format!("{}:/data:rw", data.display());
     let profile = w.tmp.path().join("seccomp.json");
     std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#).unwrap();
-    let (_, base) = dry_run(&w, &[], &["/bin/hello"]);
+    let base = w.dry_run_hello(&[], &["/bin/hello"]).digest;
     let variants: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec![], vec!["/bin/sh"]),
         (vec![], vec!["/bin/hello", "arg"]),
@@ -174,14 +139,13 @@ fn every_observable_change_changes_the_digest() {
     ];
     let mut seen = vec![base.clone()];
     for (options, command) in &variants {
-        let (_, digest) = dry_run(&w, options, command);
+        let digest = w.dry_run_hello(options, command).digest;
         assert!(!seen.contains(&digest), "{options:?} {command:?} did not change the digest");
         seen.push(digest);
     }
     // Another closure (another byte in an exposed store path) changes it too.
     let wide = closure_with("wide", &[("width", "3")]);
-    let out = ok(&w.run(&["run", "--dry-run", wide.to_str().unwrap(), "--", "/bin/hello"]));
-    assert!(!seen.contains(&last_line(&out).to_string()));
+    assert!(!seen.contains(&w.dry_run(&[wide.to_str().unwrap(), "--", "/bin/hello"]).digest));
 }
 
 #[test]
@@ -237,9 +201,10 @@ fn bundle_refuses_a_symlink_or_a_non_empty_directory() {
 #[test]
 fn dry_run_prints_the_config_and_launches_nothing() {
     let w = World::new();
-    let (config, _) = dry_run(&w, &["--name", "dry"], &["/bin/hello"]);
-    assert_eq!(config["process"]["args"][0], "/bin/hello");
-    assert_eq!(config["root"]["readonly"], true);
+    let dry = w.dry_run_hello(&["--name", "dry"], &["/bin/hello"]);
+    assert_eq!(dry.config["process"]["args"][0], "/bin/hello");
+    assert_eq!(dry.config["root"]["readonly"], true);
+    assert_eq!(dry.launch["container"]["layout"]["name"], "dry");
     assert!(!w.state_root().join("dry").exists());
     w.assert_clean();
 }

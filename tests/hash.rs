@@ -12,7 +12,7 @@ use std::process::Command;
 
 mod common;
 
-use common::nix_bin;
+use common::{nix_bin, nix_hash};
 use nucleus::nix::hash::{HashFormat, NarHash};
 use nucleus::nix::nar::{nar_sha256, write_nar};
 
@@ -20,15 +20,6 @@ fn run(cmd: &mut Command) -> Vec<u8> {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed with {}: {}", out.status, String::from_utf8_lossy(&out.stderr));
     out.stdout
-}
-
-/// `nix hash path [flag] PATH`, trimmed.
-fn nix_hash(path: &Path, flag: Option<&str>) -> String {
-    let mut cmd = Command::new(nix_bin("nix"));
-    cmd.args(["--extra-experimental-features", "nix-command", "hash", "path"]);
-    cmd.args(flag);
-    cmd.arg(path);
-    String::from_utf8(run(&mut cmd)).expect("nix printed non-UTF-8").trim().to_string()
 }
 
 fn nix_dump(path: &Path) -> Vec<u8> {

@@ -8,10 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn hello() -> String {
-    closure("hello").to_str().unwrap().to_string()
-}
-
 /// Starts `nucleus run --name NAME hello -- /bin/sh -c SCRIPT` in the
 /// background, with stdout piped.
 fn spawn(w: &World, name: &str, script: &str) -> Child {
@@ -40,25 +36,7 @@ fn wait_ready(w: &World, child: &mut Child, name: &str) {
     assert_eq!(line, "ready\n");
 }
 
-/// Sends `sig` to a child this test started, by its pid.
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
-}
-
 use libc::{SIGINT, SIGKILL, SIGTERM, SIGUSR1};
-
-/// runsc processes whose command line names this world's state root.
-fn runsc_processes(w: &World) -> Vec<String> {
-    let root = w.state_root().display().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains("runsc") && c.contains(&root))
-        .collect()
-}
 
 #[test]
 fn signals_reach_a_trapping_workload() {
@@ -141,14 +119,14 @@ fn a_killed_nucleus_leaves_no_sandbox_behind() {
     let w = World::new();
     let mut child = spawn(&w, "orphan", "echo ready; sleep 60");
     wait_ready(&w, &mut child, "orphan");
-    assert!(!runsc_processes(&w).is_empty());
+    assert!(!w.runsc_processes().is_empty());
     signal(&child, SIGKILL);
     child.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !runsc_processes(&w).is_empty() && Instant::now() < deadline {
+    while !w.runsc_processes().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(runsc_processes(&w), Vec::<String>::new(), "runsc outlived nucleus");
+    assert_eq!(w.runsc_processes(), Vec::<String>::new(), "runsc outlived nucleus");
     let ps: serde_json::Value = serde_json::from_str(&ok(&w.run(&["ps", "--all", "--json"]))).unwrap();
     assert_eq!(ps[0]["name"], "orphan");
     assert_eq!(ps[0]["status"], "stopped");
@@ -273,7 +251,7 @@ fn a_failing_create_runtime_hook_aborts_and_poststop_still_runs() {
     let out = w.run(&["run", "--timeout", "3", "--hooks", hooks.to_str().unwrap(), &hello(), "--", "/bin/true"]);
     assert_status(&out, 124);
     assert!(start.elapsed() < Duration::from_secs(30));
-    assert!(runsc_processes(&w).is_empty());
+    assert!(w.runsc_processes().is_empty());
     w.assert_clean();
 }
 

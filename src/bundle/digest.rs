@@ -1,26 +1,53 @@
-//! The bundle digest: sha256 over a canonical document made of the config
-//! (sorted keys, no whitespace) and the closure's (store path, narHash)
-//! pairs.
+//! The bundle digest: `sha256:<hex>` over a canonical document made of the
+//! config and the closure's (store path, narHash) pairs.
 //!
-//! Host paths that only exist for one run are normalised out rather than
-//! kept out of config.json: runsc needs real sources, so config.json names
-//! the bundle's own store view and secret staging files, and the digest
-//! replaces the bundle directory with `$BUNDLE`. The store mounts are
-//! replaced by the closure itself, so a bundle with one bind per store path
-//! and one with a prepared view of the same closure share a digest.
+//! The document (format 2) is canonical JSON ([`super::canonical`]):
+//!
+//! ```text
+//! {"closure":[[PATH,NARHASH],…] or null,"config":CONFIG,"network":MODE,"nucleusDigest":2}
+//! ```
+//!
+//! MODE is runsc's `--network` (`none`, `sandbox` or `host`), which the
+//! workload can observe but config.json does not hold.
+//!
+//! CONFIG is config.json with what only places a bundle on one machine
+//! normalised away, and nothing else:
+//! - `linux.cgroupsPath` (unique per run, invisible to the workload) is left out;
+//! - a network namespace path of `/proc/self/ns/net` (the namespace nucleus
+//!   prepared for `run`) is left out, so `run` and `bundle` agree;
+//! - a mount source inside the bundle is written as the host path it stages
+//!   (for `run`'s volumes, from the record) or as `$BUNDLE/<rest>`;
+//! - the store mounts, when they show exactly the recorded closure (one
+//!   bind of the bundle's store view, or one bind per store path of the
+//!   closure onto itself, with nucleus's options), become one entry
+//!   `{"destination":"/nix/store","source":"$CLOSURE","type":"closure"}`,
+//!   and the closure's narHashes stand for their contents. Any other store
+//!   mount stays as it is, so pointing one elsewhere changes the digest.
+//!
+//! Every other field, every other mount (type, source, destination,
+//! options) and their order are hashed as written.
 
+use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
+use super::canonical::to_canonical_string;
+use super::layout::{BundleLayout, STORE_VIEW_DIR};
+use crate::nix::store_path::STORE_DIR;
 use crate::nix::Closure;
-use crate::oci::build::STORE_DIR;
+use crate::oci::defaults;
 use crate::policy::hex;
 
+/// The version of the canonical document; it changes whenever the bytes
+/// hashed for the same bundle would.
+pub const DIGEST_FORMAT: u32 = 2;
+
 pub const BUNDLE_PLACEHOLDER: &str = "$BUNDLE";
+pub const CLOSURE_PLACEHOLDER: &str = "$CLOSURE";
 
 /// `sha256:<64 hex>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,91 +84,224 @@ impl ClosureEntry {
     }
 }
 
-/// Computes the digest of `config` (as written to config.json) for a bundle
-/// created at `bundle_dir`. `closure` is `None` in host mode.
-pub fn compute(config: &Value, bundle_dir: &Path, closure: Option<&[ClosureEntry]>) -> Digest {
-    let mut hasher = Sha256::new();
-    hasher.update(canonical_document(config, bundle_dir, closure).as_bytes());
-    Digest(format!("sha256:{}", hex(&hasher.finalize())))
+/// What nucleus records beside config.json (`nucleus.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DigestRecord {
+    pub digest_format: u32,
+    pub nucleus_version: String,
+    pub digest: Digest,
+    /// Where the bundle was written; the digest normalises this prefix away.
+    pub bundle_dir: PathBuf,
+    /// The top-level store path; `None` in host mode.
+    pub root: Option<String>,
+    pub closure: Option<Vec<ClosureEntry>>,
+    /// The network runsc gives the sandbox (its `--network`).
+    pub network: String,
+    /// For a bundle `nucleus run` prepared: which host path each staged
+    /// source (relative to the bundle) stands for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub staged_sources: BTreeMap<String, PathBuf>,
 }
 
-/// The exact text that is hashed; exposed so tests and users can see why two
-/// digests differ.
-pub fn canonical_document(config: &Value, bundle_dir: &Path, closure: Option<&[ClosureEntry]>) -> String {
-    let mut config = config.clone();
-    // Where the cgroup sits on the host is unique per run and invisible to
-    // the workload, whose limits are in linux.resources.
-    if let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) {
-        linux.remove("cgroupsPath");
+impl DigestRecord {
+    /// The record for `config` written at `bundle_dir`.
+    pub fn new(
+        config: &Value,
+        bundle_dir: &Path,
+        closure: Option<&Closure>,
+        network: &str,
+        staged_sources: BTreeMap<String, PathBuf>,
+    ) -> Result<Self, String> {
+        let mut record = DigestRecord {
+            digest_format: DIGEST_FORMAT,
+            nucleus_version: env!("CARGO_PKG_VERSION").to_string(),
+            digest: Digest(String::new()),
+            bundle_dir: bundle_dir.to_path_buf(),
+            root: closure.map(|c| c.root.to_string()),
+            closure: closure.map(ClosureEntry::from_closure),
+            network: network.to_string(),
+            staged_sources,
+        };
+        record.digest = record.compute(config)?;
+        Ok(record)
     }
-    let bundle_prefix = format!("{}/", bundle_dir.display());
-    if let Some(mounts) = config.get_mut("mounts").and_then(Value::as_array_mut) {
-        if closure.is_some() {
-            mounts.retain(|m| !is_store_mount(m));
-        }
-        for mount in mounts.iter_mut() {
-            if let Some(Value::String(source)) = mount.get_mut("source") {
-                if let Some(rest) = source.strip_prefix(&bundle_prefix) {
-                    *source = format!("{BUNDLE_PLACEHOLDER}/{rest}");
+
+    /// The digest of `config` under this record.
+    pub fn compute(&self, config: &Value) -> Result<Digest, String> {
+        let document = self.canonical_document(config)?;
+        Ok(Digest(format!("sha256:{}", hex(&Sha256::digest(document.as_bytes())))))
+    }
+
+    /// The exact text that is hashed; exposed so that tests and users can
+    /// see why two digests differ.
+    pub fn canonical_document(&self, config: &Value) -> Result<String, String> {
+        let mut config = config.clone();
+        if let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) {
+            linux.remove("cgroupsPath");
+            for ns in linux.get_mut("namespaces").and_then(Value::as_array_mut).into_iter().flatten() {
+                if let Some(ns) = ns.as_object_mut() {
+                    if ns.get("path").and_then(Value::as_str) == Some("/proc/self/ns/net") {
+                        ns.remove("path");
+                    }
                 }
             }
         }
+        if let Some(mounts) = config.get_mut("mounts").and_then(Value::as_array_mut) {
+            *mounts = self.canonical_mounts(mounts);
+        }
+        let pairs: Option<Vec<[&str; 2]>> = self
+            .closure
+            .as_ref()
+            .map(|entries| entries.iter().map(|e| [e.path.as_str(), e.nar_hash.as_str()]).collect());
+        let document =
+            json!({ "nucleusDigest": DIGEST_FORMAT, "closure": pairs, "config": config, "network": self.network });
+        to_canonical_string(&document)
     }
-    let pairs: Option<Vec<[&str; 2]>> =
-        closure.map(|entries| entries.iter().map(|e| [e.path.as_str(), e.nar_hash.as_str()]).collect());
-    // serde_json's map is a BTreeMap (the `preserve_order` feature is off),
-    // so every object serialises with its keys sorted.
-    serde_json::json!({ "closure": pairs, "config": config }).to_string()
-}
 
-fn is_store_mount(mount: &Value) -> bool {
-    mount
-        .get("destination")
-        .and_then(Value::as_str)
-        .is_some_and(|d| d == STORE_DIR || d.starts_with(&format!("{STORE_DIR}/")))
+    fn canonical_mounts(&self, mounts: &[Value]) -> Vec<Value> {
+        let layout = BundleLayout::new(&self.bundle_dir);
+        let store_mount = |m: &Value| {
+            m.get("destination").and_then(Value::as_str).is_some_and(|d| Path::new(d).starts_with(STORE_DIR))
+        };
+        let collapse =
+            self.closure.is_some() && self.store_mounts_show_the_closure(mounts.iter().filter(|m| store_mount(m)));
+        let mut out = Vec::with_capacity(mounts.len());
+        let mut closure_placed = false;
+        for mount in mounts {
+            if collapse && store_mount(mount) {
+                if !closure_placed {
+                    out.push(json!({"destination": STORE_DIR, "source": CLOSURE_PLACEHOLDER, "type": "closure"}));
+                    closure_placed = true;
+                }
+                continue;
+            }
+            let mut mount = mount.clone();
+            if let Some(Value::String(source)) = mount.get_mut("source") {
+                if let Some(rest) = layout.relative(Path::new(source.as_str())).map(|r| r.display().to_string()) {
+                    *source = match self.staged_sources.get(&rest) {
+                        Some(host) => host.display().to_string(),
+                        None => format!("{BUNDLE_PLACEHOLDER}/{rest}"),
+                    };
+                }
+            }
+            out.push(mount);
+        }
+        out
+    }
+
+    /// Whether `mounts` are exactly nucleus's store view of the closure:
+    /// one read-only bind of the bundle's store view, or read-only binds of
+    /// closure paths onto themselves (in order, each at most once).
+    fn store_mounts_show_the_closure<'a>(&self, mounts: impl Iterator<Item = &'a Value>) -> bool {
+        let mounts: Vec<&Value> = mounts.collect();
+        let Some(closure) = &self.closure else { return false };
+        let standard = |m: &Value, source: &str, destination: &str| {
+            let expected = serde_json::to_value(defaults::bind(source, destination, false, false)).ok();
+            Some(m) == expected.as_ref()
+        };
+        let view = BundleLayout::new(&self.bundle_dir).path(STORE_VIEW_DIR);
+        if let [only] = mounts.as_slice() {
+            if standard(only, &view.display().to_string(), STORE_DIR) {
+                return true;
+            }
+        }
+        let mut paths = closure.iter().map(|e| e.path.as_str());
+        mounts.iter().all(|m| {
+            let Some(dest) = m.get("destination").and_then(Value::as_str) else { return false };
+            paths.any(|p| p == dest) && standard(m, dest, dest)
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn entries() -> Vec<ClosureEntry> {
-        vec![ClosureEntry { path: "/nix/store/a-x".into(), nar_hash: "sha256-AAAA".into() }]
+    const A: &str = "/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox";
+    const B: &str = "/nix/store/iyfbhgnyacs9c74b5s3lp4vynl972yly-hello";
+
+    fn record(dir: &str, closure: Option<Vec<(&str, &str)>>) -> DigestRecord {
+        DigestRecord {
+            digest_format: DIGEST_FORMAT,
+            nucleus_version: "0".into(),
+            digest: Digest(String::new()),
+            bundle_dir: dir.into(),
+            root: None,
+            closure: closure
+                .map(|c| c.into_iter().map(|(p, h)| ClosureEntry { path: p.into(), nar_hash: h.into() }).collect()),
+            network: "none".into(),
+            staged_sources: BTreeMap::new(),
+        }
+    }
+
+    fn bind(source: &str, destination: &str) -> Value {
+        serde_json::to_value(defaults::bind(source, destination, false, false)).unwrap()
+    }
+
+    fn digest(r: &DigestRecord, config: &Value) -> Digest {
+        r.compute(config).unwrap()
     }
 
     #[test]
-    fn keys_are_sorted_and_the_bundle_location_is_normalised() {
-        let a = json!({"z": 1, "a": 2, "mounts": [{"destination": "/run/secrets/t", "source": "/x/b1/secrets/0"}]});
-        let b =
-            json!({"a": 2, "mounts": [{"source": "/elsewhere/b2/secrets/0", "destination": "/run/secrets/t"}], "z": 1});
-        let e = entries();
-        assert_eq!(compute(&a, Path::new("/x/b1"), Some(&e)), compute(&b, Path::new("/elsewhere/b2"), Some(&e)));
-        assert!(canonical_document(&a, Path::new("/x/b1"), Some(&e)).contains("$BUNDLE/secrets/0"));
+    fn the_bundle_location_and_cgroup_do_not_count() {
+        let a = json!({"mounts": [bind("/x/b1/secrets/0", "/run/secrets/t")], "linux": {"cgroupsPath": "/n-1"}});
+        let b = json!({"linux": {"cgroupsPath": "/n-2"}, "mounts": [bind("/y/b2/secrets/0", "/run/secrets/t")]});
+        assert_eq!(digest(&record("/x/b1", None), &a), digest(&record("/y/b2", None), &b));
+        assert!(record("/x/b1", None).canonical_document(&a).unwrap().contains("$BUNDLE/secrets/0"));
     }
 
     #[test]
-    fn store_mounts_are_replaced_by_the_closure() {
-        let per_path = json!({"mounts": [{"destination": "/nix/store/a-x", "source": "/nix/store/a-x"}]});
-        let view = json!({"mounts": [{"destination": "/nix/store", "source": "/b/store-view"}]});
-        let e = entries();
-        assert_eq!(compute(&per_path, Path::new("/b"), Some(&e)), compute(&view, Path::new("/b"), Some(&e)));
-        let other = vec![ClosureEntry { path: "/nix/store/a-x".into(), nar_hash: "sha256-BBBB".into() }];
-        assert_ne!(compute(&view, Path::new("/b"), Some(&e)), compute(&view, Path::new("/b"), Some(&other)));
+    fn a_view_and_per_path_binds_of_the_same_closure_agree() {
+        let closure = Some(vec![(A, "sha256-AAAA"), (B, "sha256-BBBB")]);
+        let view = json!({"mounts": [bind("/s/b/store-view", "/nix/store")]});
+        let per_path = json!({"mounts": [bind(A, A), bind(B, B)]});
+        let r = record("/s/b", closure.clone());
+        assert_eq!(digest(&r, &view), digest(&r, &per_path));
+        let other = record("/s/b", Some(vec![(A, "sha256-AAAA"), (B, "sha256-CCCC")]));
+        assert_ne!(digest(&r, &view), digest(&other, &view), "a byte of a store path counts");
     }
 
     #[test]
-    fn the_cgroup_placement_is_not_part_of_the_digest() {
-        let a = json!({"linux": {"cgroupsPath": "/nucleus-1", "resources": {"pids": {"limit": 64}}}});
-        let b = json!({"linux": {"cgroupsPath": "/nucleus-2", "resources": {"pids": {"limit": 64}}}});
-        assert_eq!(compute(&a, Path::new("/b"), None), compute(&b, Path::new("/b"), None));
+    fn store_mounts_pointed_elsewhere_or_extra_binds_change_the_digest() {
+        let r = record("/s/b", Some(vec![(A, "sha256-AAAA")]));
+        let honest = json!({"mounts": [bind(A, A)]});
+        let redirected = json!({"mounts": [bind("/etc", A)]});
+        let host_root = json!({"mounts": [bind(A, A), bind("/", "/host")]});
+        let writable = json!({"mounts": [serde_json::to_value(defaults::bind(A, A, true, false)).unwrap()]});
+        let outside = json!({"mounts": [bind("/nix/store/00000000000000000000000000000000-x", "/nix/store/00000000000000000000000000000000-x")]});
+        let d = digest(&r, &honest);
+        for tampered in [redirected, host_root, writable, outside] {
+            assert_ne!(digest(&r, &tampered), d, "{tampered}");
+        }
     }
 
     #[test]
-    fn host_mode_keeps_the_store_mount() {
-        let host = json!({"mounts": [{"destination": "/nix/store", "source": "/nix/store"}]});
-        assert!(canonical_document(&host, Path::new("/b"), None).contains("/nix/store"));
-        assert!(compute(&host, Path::new("/b"), None).as_str().starts_with("sha256:"));
-        assert_eq!(compute(&host, Path::new("/b"), None).as_str().len(), 71);
+    fn staged_sources_hash_as_the_host_paths_they_stand_for() {
+        let mut r = record("/s/b", None);
+        r.staged_sources.insert("staging/volume-0".into(), "/srv/data".into());
+        let staged = json!({"mounts": [bind("/s/b/staging/volume-0", "/data")]});
+        let direct = json!({"mounts": [bind("/srv/data", "/data")]});
+        assert_eq!(digest(&r, &staged), digest(&record("/elsewhere", None), &direct));
+        let moved = json!({"mounts": [bind("/srv/other", "/data")]});
+        assert_ne!(digest(&r, &staged), digest(&record("/s/b", None), &moved));
+    }
+
+    #[test]
+    fn the_network_mode_counts() {
+        let config = json!({"mounts": []});
+        let mut sandbox = record("/s/b", None);
+        sandbox.network = "sandbox".into();
+        assert_ne!(digest(&record("/s/b", None), &config), digest(&sandbox, &config));
+    }
+
+    #[test]
+    fn the_prepared_network_namespace_is_the_sandbox_s_own() {
+        let r = record("/s/b", None);
+        let prepared = json!({"linux": {"namespaces": [{"type": "network", "path": "/proc/self/ns/net"}]}});
+        let own = json!({"linux": {"namespaces": [{"type": "network"}]}});
+        let host = json!({"linux": {"namespaces": [{"type": "network", "path": "/proc/1/ns/net"}]}});
+        assert_eq!(digest(&r, &prepared), digest(&r, &own));
+        assert_ne!(digest(&r, &host), digest(&r, &own));
     }
 }

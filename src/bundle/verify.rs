@@ -1,46 +1,56 @@
-//! `nucleus verify`: does a bundle still say what its record says, and do
-//! its store paths still hold the bytes Nix registered?
+//! `nucleus verify`: does a bundle still say what its record says, does its
+//! root filesystem hold only what the config needs, and do its store paths
+//! still hold the bytes Nix registered?
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::Bundle;
+use serde_json::Value;
+
+use super::layout::ROOTFS_DIR;
+use super::{Bundle, SafeDir};
 use crate::nix::closure::Closure;
-use crate::nix::command::{nix, stdout_of};
+use crate::nix::command::{nix, stdout_of, Deadline};
 use crate::nix::hash::NarHash;
 use crate::nix::nar::nar_sha256;
+use crate::nix::store_path::STORE_DIR;
 use crate::nix::StorePath;
 use crate::Result;
 
 /// Every difference found, in words; empty when the bundle checks out.
 pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
     let mut differences = Vec::new();
-    let recomputed = bundle.recompute_digest();
+    let recomputed = bundle.recompute_digest()?;
     if recomputed != bundle.record.digest {
         differences.push(format!(
-            "config.json or the closure record changed: digest is {recomputed}, recorded {}",
+            "config.json or the record changed: the digest is {recomputed}, recorded {}",
             bundle.record.digest
         ));
     }
+    differences.extend(check_rootfs(bundle));
     let Some(entries) = &bundle.record.closure else { return Ok(differences) };
-    let recorded: Vec<(StorePath, Option<NarHash>)> = entries
-        .iter()
-        .map(|e| Ok((StorePath::parse(&e.path)?, NarHash::parse(&e.nar_hash).ok())))
-        .collect::<Result<_>>()?;
+    let mut recorded: Vec<(StorePath, NarHash)> = Vec::new();
+    for entry in entries {
+        match (StorePath::parse(&entry.path), NarHash::parse(&entry.nar_hash)) {
+            (Ok(path), Ok(hash)) => recorded.push((path, hash)),
+            _ => differences.push(format!("{}: the record's entry is unreadable", entry.path)),
+        }
+    }
     let registered = registered_hashes(recorded.iter().map(|(p, _)| p))?;
     for (path, recorded_hash) in &recorded {
-        let Some(recorded_hash) = recorded_hash else {
-            differences.push(format!("{path}: the recorded narHash is unreadable"));
-            continue;
-        };
-        match registered.iter().find(|(p, _)| p == path) {
+        match registered.get(path) {
             None => differences.push(format!("{path}: not valid in the Nix store")),
-            Some((_, nix_hash)) if nix_hash != recorded_hash => {
+            Some(nix_hash) if nix_hash != recorded_hash => {
                 differences.push(format!("{path}: Nix records {nix_hash}, the bundle {recorded_hash}"))
             }
             Some(_) => {}
         }
-        if deep {
-            match nar_sha256(path.as_path()) {
+    }
+    if deep {
+        let paths: Vec<PathBuf> = recorded.iter().map(|(p, _)| p.as_path().to_path_buf()).collect();
+        for ((path, recorded_hash), actual) in recorded.iter().zip(hash_all(&paths)) {
+            match actual {
                 Ok(bytes) if NarHash(bytes) == *recorded_hash => {}
                 Ok(bytes) => {
                     differences.push(format!("{path}: contents hash to {}, recorded {recorded_hash}", NarHash(bytes)))
@@ -52,28 +62,215 @@ pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
     Ok(differences)
 }
 
+/// NAR hashes of `paths`, in order, spread over the machine's cores.
+fn hash_all(paths: &[PathBuf]) -> Vec<Result<[u8; 32]>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<[u8; 32]>>> = (0..paths.len()).map(|_| None).collect();
+    let slots = std::sync::Mutex::new(&mut results);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(path) = paths.get(i) else { break };
+                let hashed = nar_sha256(path);
+                if let Ok(mut slots) = slots.lock() {
+                    slots[i] = Some(hashed);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .zip(paths)
+        .map(|(r, p)| {
+            r.unwrap_or_else(|| Err(crate::Error::io("was not hashed", p, std::io::Error::other("worker failed"))))
+        })
+        .collect()
+}
+
+/// The root filesystem must be a real directory holding exactly the
+/// mountpoints and links the config needs: anything else there (a symlink
+/// to `/` in place of a mountpoint, say) would change what the sandbox sees
+/// without changing config.json.
+fn check_rootfs(bundle: &Bundle) -> Vec<String> {
+    let rootfs_path = bundle.layout.rootfs();
+    let rootfs = match bundle.layout.dir().join(ROOTFS_DIR).symlink_metadata() {
+        Ok(meta) if meta.is_dir() => match SafeDir::open(&rootfs_path) {
+            Ok(dir) => dir,
+            Err(e) => return vec![format!("rootfs cannot be opened: {e}")],
+        },
+        Ok(_) => return vec!["rootfs is not a real directory (a symlink or a file stands in its place)".into()],
+        Err(e) => return vec![format!("rootfs: {e}")],
+    };
+    let expected = expected_rootfs(&bundle.config, bundle.record.closure.as_deref().unwrap_or_default());
+    let mut differences = Vec::new();
+    let mut seen = BTreeSet::new();
+    walk(&rootfs, Path::new("/"), &expected, &mut seen, &mut differences);
+    for (path, what) in &expected {
+        if !seen.contains(path) {
+            differences.push(format!("rootfs{} is missing (expected {})", path.display(), what.describe()));
+        }
+    }
+    differences
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Expected {
+    Directory,
+    /// A mountpoint: a directory or an empty file.
+    Mountpoint,
+    Symlink(PathBuf),
+}
+
+impl Expected {
+    fn describe(&self) -> String {
+        match self {
+            Expected::Directory => "a directory".into(),
+            Expected::Mountpoint => "a mountpoint".into(),
+            Expected::Symlink(target) => format!("a symlink to {}", target.display()),
+        }
+    }
+}
+
+/// What rootfs must hold, by absolute path inside the sandbox.
+fn expected_rootfs(config: &Value, closure: &[super::ClosureEntry]) -> BTreeMap<PathBuf, Expected> {
+    let mut expected = BTreeMap::new();
+    let add_dirs = |path: &Path, expected: &mut BTreeMap<PathBuf, Expected>| {
+        for ancestor in path.ancestors().skip(1).filter(|a| *a != Path::new("/")) {
+            expected.entry(ancestor.to_path_buf()).or_insert(Expected::Directory);
+        }
+    };
+    let destinations: Vec<PathBuf> = config["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["destination"].as_str().map(PathBuf::from))
+        .collect();
+    for destination in &destinations {
+        add_dirs(destination, &mut expected);
+        expected.insert(destination.clone(), Expected::Mountpoint);
+    }
+    if let Some(cwd) = config["process"]["cwd"].as_str().map(PathBuf::from) {
+        if !destinations.iter().any(|d| cwd.starts_with(d)) && cwd != Path::new("/") {
+            add_dirs(&cwd, &mut expected);
+            expected.entry(cwd).or_insert(Expected::Directory);
+        }
+    }
+    let whole_store_mounted = destinations.iter().any(|d| d == Path::new(STORE_DIR));
+    if !whole_store_mounted {
+        for entry in closure {
+            let path = PathBuf::from(&entry.path);
+            if destinations.contains(&path) {
+                continue;
+            }
+            if let Ok(target) = std::fs::read_link(&path) {
+                add_dirs(&path, &mut expected);
+                expected.insert(path, Expected::Symlink(target));
+            }
+        }
+    }
+    expected
+}
+
+fn walk(
+    dir: &SafeDir,
+    at: &Path,
+    expected: &BTreeMap<PathBuf, Expected>,
+    seen: &mut BTreeSet<PathBuf>,
+    out: &mut Vec<String>,
+) {
+    let names = match dir.entries() {
+        Ok(names) => names,
+        Err(e) => return out.push(format!("rootfs{} cannot be listed: {e}", at.display())),
+    };
+    for name in names {
+        let path = at.join(&name);
+        let Ok(kind) = dir.kind_of(&name) else { continue };
+        let want = expected.get(&path);
+        let ok = match (want, kind) {
+            (Some(Expected::Directory | Expected::Mountpoint), nix::sys::stat::SFlag::S_IFDIR) => true,
+            (Some(Expected::Mountpoint), nix::sys::stat::SFlag::S_IFREG) => {
+                dir.read_file(&name).is_ok_and(|b| b.is_empty())
+            }
+            (Some(Expected::Symlink(target)), nix::sys::stat::SFlag::S_IFLNK) => {
+                nix::fcntl::readlinkat(dir.fd(), name.as_str()).is_ok_and(|t| Path::new(&t) == target)
+            }
+            _ => false,
+        };
+        if !ok {
+            let what = want.map_or("nothing".to_string(), Expected::describe);
+            out.push(format!("rootfs{} is unexpected (expected {what} there)", path.display()));
+            continue;
+        }
+        seen.insert(path.clone());
+        if kind == nix::sys::stat::SFlag::S_IFDIR {
+            match dir.open_subdir(&name) {
+                Ok(child) => walk(&child, &path, expected, seen, out),
+                Err(e) => out.push(format!("rootfs{} cannot be opened: {e}", path.display())),
+            }
+        }
+    }
+}
+
 /// Nix's registered narHash for each path that is still valid, in one call.
-fn registered_hashes<'a>(paths: impl Iterator<Item = &'a StorePath>) -> Result<Vec<(StorePath, NarHash)>> {
-    let valid: Vec<&StorePath> = paths.filter(|p| p.as_path().exists()).collect();
+fn registered_hashes<'a>(paths: impl Iterator<Item = &'a StorePath>) -> Result<BTreeMap<StorePath, NarHash>> {
+    let valid: Vec<&StorePath> = paths.filter(|p| p.as_path().symlink_metadata().is_ok()).collect();
     if valid.is_empty() {
-        return Ok(Vec::new());
+        return Ok(BTreeMap::new());
     }
     let mut cmd: Command = nix();
     cmd.args(["path-info", "--offline", "--json"]).args(valid.iter().map(|p| p.as_str()));
     // An invalid path makes path-info fail as a whole; fall back to one
     // query per path so the others are still checked.
-    let json = match stdout_of(cmd) {
+    let json = match stdout_of(cmd, &Deadline::none()) {
         Ok(json) => json,
         Err(_) if valid.len() > 1 => {
-            let mut all = Vec::new();
+            let mut all = BTreeMap::new();
             for path in valid {
                 all.extend(registered_hashes(std::iter::once(path)).unwrap_or_default());
             }
             return Ok(all);
         }
-        Err(e) => return Err(e),
+        Err(_) => return Ok(BTreeMap::new()),
     };
     let root = (*valid[0]).clone();
     let closure = Closure::from_path_info_json(root, &json)?;
     Ok(closure.paths.into_iter().map(|p| (p.path, p.nar_hash)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn expected_rootfs_holds_mountpoints_their_parents_and_the_workdir() {
+        let config = json!({
+            "mounts": [{"destination": "/proc"}, {"destination": "/data/sub"}, {"destination": "/run/secrets/t"}],
+            "process": {"cwd": "/work/dir"}
+        });
+        let expected = expected_rootfs(&config, &[]);
+        let get = |p: &str| expected.get(Path::new(p)).cloned();
+        assert_eq!(get("/proc"), Some(Expected::Mountpoint));
+        assert_eq!(get("/data"), Some(Expected::Directory));
+        assert_eq!(get("/run/secrets"), Some(Expected::Directory));
+        assert_eq!(get("/work/dir"), Some(Expected::Directory));
+        assert_eq!(get("/"), None);
+        assert_eq!(expected.len(), 8);
+    }
+
+    #[test]
+    fn hashes_every_path_in_order_and_reports_each_failure() {
+        let tmp = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = (0..5).map(|i| tmp.path().join(format!("f{i}"))).collect();
+        for (i, p) in paths.iter().enumerate().skip(1) {
+            std::fs::write(p, vec![i as u8; i * 1000]).unwrap();
+        }
+        let hashed = hash_all(&paths);
+        assert!(hashed[0].is_err(), "f0 does not exist");
+        for (p, h) in paths.iter().zip(&hashed).skip(1) {
+            assert_eq!(h.as_ref().unwrap(), &nar_sha256(p).unwrap());
+        }
+    }
 }

@@ -6,7 +6,13 @@
 //! built or added again is a new directory entry with a new inode and change
 //! time, so each cached path carries a fingerprint of its top-level entry
 //! (device, inode, ctime) and the whole entry is used only if every
-//! fingerprint still matches; otherwise Nix is asked again.
+//! fingerprint still matches; otherwise Nix is asked again. An entry must
+//! also be closed under references (every reference of every path is in
+//! it, the root included), so a hand-edited or truncated entry can never
+//! shrink the store view below the real closure.
+//!
+//! The cache lives in the state root, which nucleus only uses when no other
+//! user can write it (see [`crate::host::trust`]).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +24,10 @@ use super::{Closure, PathInfo, StorePath};
 
 /// Format version of the cache files; bump it to drop old entries.
 const VERSION: u32 = 1;
+
+/// The cache's directory below the state root; a dot name is never a
+/// container's.
+pub const CACHE_DIR: &str = ".cache/closures";
 
 pub struct ClosureCache {
     dir: PathBuf,
@@ -77,7 +87,9 @@ impl ClosureCache {
                 references: cached.references.iter().map(|r| StorePath::parse(r)).collect::<Result<_, _>>().ok()?,
             });
         }
-        Some(Closure { root: root.clone(), paths })
+        paths.sort_by(|a, b| a.path.cmp(&b.path));
+        let closure = Closure { root: root.clone(), paths };
+        is_closed(&closure).then_some(closure)
     }
 
     /// Remembers `closure`. Failing to is harmless: the next run asks Nix.
@@ -106,16 +118,23 @@ impl ClosureCache {
     }
 
     fn write(&self, root: &StorePath, entry: &Entry) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
         let text = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         // Unique per process, renamed into place: concurrent runs never see
-        // half a file.
+        // half a file, and a failed write (a full disk) leaves nothing.
         let tmp = self.dir.join(format!(".{}.{}.tmp", root.base_name(), std::process::id()));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, self.file(root)).inspect_err(|_| {
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, self.file(root)));
+        if written.is_err() {
             let _ = std::fs::remove_file(&tmp);
-        })
+        }
+        written
     }
+}
+
+/// Every reference of every path is in the closure, and so is the root.
+fn is_closed(closure: &Closure) -> bool {
+    closure.contains(&closure.root) && closure.paths.iter().all(|p| p.references.iter().all(|r| closure.contains(r)))
 }
 
 /// Device, inode and change time of a store path's top-level entry.
@@ -140,5 +159,35 @@ mod tests {
         let other = r#"{"version":1,"root":"/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-other","paths":[]}"#;
         std::fs::write(cache.file(&root), other).unwrap();
         assert!(cache.load(&root).is_none());
+    }
+
+    #[test]
+    fn an_entry_must_be_closed_under_references() {
+        let p = |name: &str| StorePath::parse(&format!("/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-{name}")).unwrap();
+        let info = |path: StorePath, refs: Vec<StorePath>| PathInfo {
+            path,
+            nar_hash: NarHash([0; 32]),
+            nar_size: 1,
+            references: refs,
+        };
+        let closed = Closure { root: p("a"), paths: vec![info(p("a"), vec![p("b")]), info(p("b"), vec![])] };
+        assert!(is_closed(&closed));
+        let open = Closure { root: p("a"), paths: vec![info(p("a"), vec![p("b")])] };
+        assert!(!is_closed(&open));
+        let rootless = Closure { root: p("c"), paths: vec![info(p("b"), vec![])] };
+        assert!(!is_closed(&rootless));
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ClosureCache::new(dir.path().join("closures"));
+        let root = StorePath::parse("/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox").unwrap();
+        // The entry's final name is taken by a directory: the rename fails.
+        std::fs::create_dir_all(cache.file(&root).join("x")).unwrap();
+        let entry = Entry { version: VERSION, root: root.to_string(), paths: vec![] };
+        assert!(cache.write(&root, &entry).is_err());
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("closures")).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "only the directory in the way remains");
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::command::{nix, stdout_of};
+use super::command::{nix, stdout_of, Deadline};
 use super::hash::NarHash;
 use super::StorePath;
 use crate::{Error, Result};
@@ -34,17 +34,17 @@ pub struct Closure {
 impl Closure {
     /// Asks Nix once for the whole closure. `--offline` keeps Nix from
     /// asking a binary cache about a path it already has.
-    pub fn query(root: &StorePath) -> Result<Self> {
+    pub fn query(root: &StorePath, deadline: &Deadline) -> Result<Self> {
         let mut cmd = nix();
         cmd.args(["path-info", "--offline", "--json", "--recursive", root.as_str()]);
-        let json = stdout_of(cmd)?;
+        let json = stdout_of(cmd, deadline)?;
         Self::from_path_info_json(root.clone(), &json)
     }
 
     /// Parses `nix path-info --json --recursive`: an array of objects up to
     /// Nix 2.18, an object keyed by store path from 2.19 on.
     pub fn from_path_info_json(root: StorePath, json: &str) -> Result<Self> {
-        let bad = |why: String| Error::nix("path-info --json", why);
+        let bad = |reason: String| Error::NixOutput { command: "nix path-info --json".into(), reason };
         let value: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(format!("unreadable JSON: {e}")))?;
         let entries: Vec<(Option<&str>, &serde_json::Value)> = match &value {
             serde_json::Value::Array(items) => items.iter().map(|v| (None, v)).collect(),
@@ -72,8 +72,10 @@ impl Closure {
                 .get("references")
                 .and_then(|r| r.as_array())
                 .map(|refs| refs.iter().filter_map(|r| r.as_str()).map(full_store_path).collect())
-                .unwrap_or_else(|| Ok(Vec::new()))?;
-            paths.push(PathInfo { path: StorePath::parse(path_text)?, nar_hash, nar_size, references });
+                .unwrap_or_else(|| Ok(Vec::new()))
+                .map_err(|e| bad(format!("{path_text}: a reference is {e}")))?;
+            let path = StorePath::parse(path_text).map_err(|e| bad(format!("{path_text}: {e}")))?;
+            paths.push(PathInfo { path, nar_hash, nar_size, references });
         }
         paths.sort_by(|a, b| a.path.cmp(&b.path));
         paths.dedup_by(|a, b| a.path == b.path);
@@ -96,7 +98,7 @@ impl Closure {
 }
 
 /// Newer Nix may print references as bare `<hash>-<name>`.
-fn full_store_path(reference: &str) -> Result<StorePath> {
+fn full_store_path(reference: &str) -> std::result::Result<StorePath, super::store_path::NotAStorePath> {
     if reference.starts_with('/') {
         StorePath::parse(reference)
     } else {
@@ -136,10 +138,12 @@ mod tests {
     }
 
     #[test]
-    fn refuses_invalid_entries() {
+    fn refuses_invalid_entries_as_nix_output_errors() {
         let root = StorePath::parse(HELLO).unwrap();
-        assert!(Closure::from_path_info_json(root.clone(), &format!(r#"{{"{HELLO}":null}}"#)).is_err());
-        assert!(Closure::from_path_info_json(root.clone(), "[]").is_err());
-        assert!(Closure::from_path_info_json(root, "42").is_err());
+        let bad_path = format!(r#"[{{"path":"/nix/store/not-a-hash","narHash":"{SRI}","narSize":1}}]"#);
+        for json in [format!(r#"{{"{HELLO}":null}}"#), "[]".into(), "42".into(), bad_path] {
+            let err = Closure::from_path_info_json(root.clone(), &json).unwrap_err();
+            assert!(matches!(err, Error::NixOutput { .. }), "{json}: {err}");
+        }
     }
 }

@@ -3,8 +3,6 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::{Error, Result};
-
 pub const STORE_DIR: &str = "/nix/store";
 
 const HASH_LEN: usize = 32;
@@ -20,12 +18,13 @@ pub struct StorePath(String);
 
 impl StorePath {
     /// Parses an absolute top-level store path, refusing anything else.
-    pub fn parse(text: &str) -> Result<Self> {
+    /// The error says why; each caller puts it in the terms of its stage.
+    pub fn parse(text: &str) -> Result<Self, NotAStorePath> {
         let base = text
             .strip_prefix(STORE_DIR)
             .and_then(|rest| rest.strip_prefix('/'))
-            .ok_or_else(|| not_store(text, "it is not under /nix/store"))?;
-        validate_base_name(base).map_err(|why| not_store(text, why))?;
+            .ok_or(NotAStorePath("it is not under /nix/store"))?;
+        validate_base_name(base).map_err(NotAStorePath)?;
         Ok(StorePath(text.to_string()))
     }
 
@@ -57,11 +56,33 @@ impl StorePath {
     pub fn join(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.as_path().join(rel)
     }
+
+    /// The name Nix gives the package: the base name without the hash,
+    /// and without a version, split as `builtins.parseDrvName` does (at the
+    /// first `-` that is followed by something other than a letter).
+    pub fn package_name(&self) -> &str {
+        let name = &self.base_name()[HASH_LEN + 1..];
+        let bytes = name.as_bytes();
+        let split =
+            (0..bytes.len()).find(|&i| bytes[i] == b'-' && bytes.get(i + 1).is_some_and(|c| !c.is_ascii_alphabetic()));
+        match split {
+            Some(i) => &name[..i],
+            None => name,
+        }
+    }
 }
 
-fn not_store(text: &str, why: &str) -> Error {
-    Error::Installable { installable: text.to_string(), why: format!("not a store path: {why}") }
+/// Why a text is not a top-level store path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotAStorePath(pub &'static str);
+
+impl fmt::Display for NotAStorePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a store path: {}", self.0)
+    }
 }
+
+impl std::error::Error for NotAStorePath {}
 
 /// Checks `<hash>-<name>` the way Nix does: 32 nixbase32 characters, a dash,
 /// then a name of `[A-Za-z0-9+\-._?=]` that does not start with a dot.
@@ -134,6 +155,16 @@ mod tests {
         ] {
             assert!(StorePath::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn package_names_drop_the_version() {
+        let name =
+            |base: &str| StorePath::parse(&format!("/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-{base}")).unwrap();
+        assert_eq!(name("hello-2.12.1").package_name(), "hello");
+        assert_eq!(name("busybox").package_name(), "busybox");
+        assert_eq!(name("python3.11-requests-2.31").package_name(), "python3.11-requests");
+        assert_eq!(name("nucleus-test-hook").package_name(), "nucleus-test-hook");
     }
 
     #[test]

@@ -2,9 +2,18 @@
 //! (masked and read-only /proc paths, devices: gVisor synthesises /proc and
 //! /dev itself); they stay so the bundle is just as hard under runc or crun.
 
-use super::spec::{Device, DeviceRule, Mount, Namespace, Rlimit};
+use oci_spec::runtime::{
+    LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxNamespace, LinuxNamespaceType, Mount, PosixRlimit,
+    PosixRlimitBuilder, PosixRlimitType,
+};
 
-pub const NAMESPACES: &[&str] = &["pid", "network", "ipc", "uts", "mount"];
+pub const NAMESPACES: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Mount,
+];
 
 pub const MASKED_PATHS: &[&str] = &[
     "/proc/acpi",
@@ -29,7 +38,7 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 
 /// The runtime spec allows only private, shared, slave and unbindable here
 /// (its schema refuses `rprivate`); the recursive half is carried by the
-/// `rprivate` option on every bind mount, see [`Mount::bind`].
+/// `rprivate` option on every bind mount, see [`bind`].
 pub const ROOTFS_PROPAGATION: &str = "private";
 
 /// Size of `/tmp` and `/dev/shm`.
@@ -41,97 +50,97 @@ pub const MEMLOCK_LIMIT: u64 = 64 * 1024;
 /// CFS period used to express `--cpus` as a quota.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
-pub fn namespaces() -> Vec<Namespace> {
-    NAMESPACES.iter().map(|n| Namespace { kind: n.to_string(), path: None }).collect()
+pub fn namespaces() -> Vec<LinuxNamespace> {
+    NAMESPACES.iter().map(|kind| namespace(*kind, None)).collect()
 }
 
-pub fn rlimits() -> Vec<Rlimit> {
-    vec![
-        Rlimit { kind: "RLIMIT_NOFILE".into(), hard: NOFILE_LIMIT, soft: NOFILE_LIMIT },
-        Rlimit { kind: "RLIMIT_MEMLOCK".into(), hard: MEMLOCK_LIMIT, soft: MEMLOCK_LIMIT },
-    ]
+pub fn namespace(kind: LinuxNamespaceType, path: Option<std::path::PathBuf>) -> LinuxNamespace {
+    let mut ns = LinuxNamespace::default();
+    ns.set_typ(kind);
+    ns.set_path(path);
+    ns
+}
+
+pub fn rlimits() -> Result<Vec<PosixRlimit>, oci_spec::OciSpecError> {
+    [(PosixRlimitType::RlimitNofile, NOFILE_LIMIT), (PosixRlimitType::RlimitMemlock, MEMLOCK_LIMIT)]
+        .into_iter()
+        .map(|(kind, limit)| PosixRlimitBuilder::default().typ(kind).hard(limit).soft(limit).build())
+        .collect()
+}
+
+/// A mount with every field set.
+pub fn mount(kind: &str, source: &str, destination: &str, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(destination.into());
+    m.set_typ(Some(kind.to_string()));
+    m.set_source(Some(source.into()));
+    m.set_options(Some(options.iter().map(|o| o.to_string()).collect()));
+    m.set_uid_mappings(None);
+    m.set_gid_mappings(None);
+    m
+}
+
+/// A bind mount: `rbind` (runc and crun want `bind` or `rbind` to treat it
+/// as a bind at all), `rprivate` so no mount event crosses between host and
+/// sandbox, never setuid or device files, and `noexec` where asked.
+pub fn bind(source: &str, destination: &str, writable: bool, noexec: bool) -> Mount {
+    let mut options = vec!["rbind", "rprivate", if writable { "rw" } else { "ro" }, "nosuid", "nodev"];
+    if noexec {
+        options.push("noexec");
+    }
+    mount("bind", source, destination, &options)
+}
+
+pub fn is_bind(m: &Mount) -> bool {
+    m.options().as_ref().is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"))
 }
 
 /// The kernel filesystems and scratch space every sandbox gets, parents
 /// before children.
 pub fn system_mounts() -> Vec<Mount> {
     vec![
-        Mount {
-            destination: "/proc".into(),
-            kind: "proc".into(),
-            source: "proc".into(),
-            options: strings(&["nosuid", "noexec", "nodev"]),
-        },
-        Mount::tmpfs("/dev", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        Mount::tmpfs("/dev/shm", &["nosuid", "nodev", "noexec", "mode=1777", SCRATCH_TMPFS_SIZE]),
-        Mount {
-            destination: "/sys".into(),
-            kind: "sysfs".into(),
-            source: "sysfs".into(),
-            options: strings(&["nosuid", "noexec", "nodev", "ro"]),
-        },
-        Mount::tmpfs("/tmp", &["nosuid", "nodev", "noexec", "mode=1777", SCRATCH_TMPFS_SIZE]),
+        mount("proc", "proc", "/proc", &["nosuid", "noexec", "nodev"]),
+        mount("tmpfs", "tmpfs", "/dev", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount("tmpfs", "tmpfs", "/dev/shm", &["nosuid", "nodev", "noexec", "mode=1777", SCRATCH_TMPFS_SIZE]),
+        mount("sysfs", "sysfs", "/sys", &["nosuid", "noexec", "nodev", "ro"]),
+        mount("tmpfs", "tmpfs", "/tmp", &["nosuid", "nodev", "noexec", "mode=1777", SCRATCH_TMPFS_SIZE]),
     ]
 }
 
+const DEVICES: &[(&str, i64, i64)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9)];
+
 /// null, zero, full, random, urandom: what programs expect, nothing more.
-pub fn devices() -> Vec<Device> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9)]
-        .into_iter()
-        .map(|(name, major, minor)| Device {
-            kind: "c".into(),
-            path: format!("/dev/{name}"),
-            major,
-            minor,
-            file_mode: 0o666,
-            uid: 0,
-            gid: 0,
+pub fn devices() -> Vec<LinuxDevice> {
+    DEVICES
+        .iter()
+        .map(|(name, major, minor)| {
+            let mut d = LinuxDevice::default();
+            d.set_path(format!("/dev/{name}").into());
+            d.set_typ(LinuxDeviceType::C);
+            d.set_major(*major);
+            d.set_minor(*minor);
+            d.set_file_mode(Some(0o666));
+            d.set_uid(Some(0));
+            d.set_gid(Some(0));
+            d
         })
         .collect()
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-/// Deny every device, then allow exactly the ones in [`devices`].
-pub fn device_rules() -> Vec<DeviceRule> {
-    let deny_all = DeviceRule { allow: false, kind: None, major: None, minor: None, access: "rwm".into() };
-    std::iter::once(deny_all)
-        .chain(devices().into_iter().map(|d| DeviceRule {
-            allow: true,
-            kind: Some(d.kind),
-            major: Some(d.major),
-            minor: Some(d.minor),
-            access: "rwm".into(),
-        }))
+/// Deny every device, then allow exactly the ones in [`devices`]: runc and
+/// crun deny a listed device unless the device cgroup allows it too.
+pub fn device_rules() -> Vec<LinuxDeviceCgroup> {
+    let rule = |allow: bool, device: Option<(i64, i64)>| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow);
+        r.set_typ(device.map(|_| LinuxDeviceType::C));
+        r.set_major(device.map(|d| d.0));
+        r.set_minor(device.map(|d| d.1));
+        r.set_access(Some("rwm".to_string()));
+        r
+    };
+    std::iter::once(rule(false, None))
+        .chain(DEVICES.iter().map(|(_, major, minor)| rule(true, Some((*major, *minor)))))
         .collect()
-}
-
-/// Syscalls that can set a file's mode, with the index of the mode
-/// argument: chmod(path, mode), fchmodat(dirfd, path, mode), open(path,
-/// flags, mode), openat(dirfd, path, flags, mode)…
-const MODE_SETTING_SYSCALLS: &[(&[&str], u32)] = &[
-    (&["chmod", "fchmod", "creat", "mknod", "mkdir"], 1),
-    (&["fchmodat", "open", "mknodat", "mkdirat"], 2),
-    (&["openat"], 3),
-];
-
-/// Seccomp rules (OCI form) that fail with EPERM any call that would set
-/// the setuid or setgid bit: one rule per bit combination, since a rule
-/// matches `(mode & 06000) == value`.
-pub fn setid_guard_rules() -> Vec<serde_json::Value> {
-    const SETID_BITS: u64 = 0o6000;
-    let mut rules = Vec::new();
-    for (names, index) in MODE_SETTING_SYSCALLS {
-        for bits in [0o4000u64, 0o2000, 0o6000] {
-            rules.push(serde_json::json!({
-                "names": names,
-                "action": "SCMP_ACT_ERRNO",
-                "errnoRet": libc::EPERM,
-                "args": [{ "index": index, "value": SETID_BITS, "valueTwo": bits, "op": "SCMP_CMP_MASKED_EQ" }],
-            }));
-        }
-    }
-    rules
 }

@@ -1,9 +1,9 @@
-//! RootfsPlan + RunRequest → Spec: the hardened OCI configuration.
-//! Pure and deterministic: the same inputs give the same Spec.
+//! RootfsPlan + RunRequest → Spec: the hardened OCI configuration, with
+//! the runtime spec's types from the `oci-spec` crate. Pure and
+//! deterministic: the same inputs give the same Spec.
 
 pub mod build;
 pub mod defaults;
-pub mod spec;
 
-pub use build::{build_spec, Launcher, StoreLayout};
-pub use spec::Spec;
+pub use build::{hardened_spec, SpecInput};
+pub use oci_spec::runtime::Spec;

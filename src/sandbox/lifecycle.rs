@@ -1,88 +1,118 @@
-//! `ps`, `state`, `kill` and `delete`: acting on containers that another
-//! `nucleus run` supervises.
+//! `ps`, `state`, `kill`, `delete` and `exec`: acting on containers that a
+//! `nucleus run` supervises, through their records and the supervisor's
+//! control socket.
 
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
-use super::runsc::{Globals, Runsc};
-use super::state::{ContainerDir, StateRoot, Status};
+use super::control::{Connection, ExecRequest, Reply, Request};
+use super::tty;
+use crate::state::record::{process_alive, Status};
+use crate::state::{Container, StateRoot};
 use crate::{Error, Result};
 
 /// One line of `nucleus ps`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub name: String,
     pub status: Status,
+    /// The sandbox's pid on the host while it runs.
     pub pid: Option<u32>,
+    pub exit_status: Option<i32>,
     pub created: Option<u64>,
+    pub installable: Option<String>,
     pub digest: Option<String>,
     pub command: Vec<String>,
 }
 
-pub fn list(state: &StateRoot, all: bool) -> Result<Vec<Summary>> {
-    let mut out = Vec::new();
-    for container in state.containers()? {
-        let status = container.status();
-        if !all && status == Status::Stopped {
-            continue;
-        }
-        let record = container.record();
-        out.push(Summary {
-            name: container.name.clone(),
-            status,
-            pid: record.as_ref().map(|r| r.pid),
-            created: record.as_ref().map(|r| r.created),
-            digest: record.as_ref().map(|r| r.digest.clone()),
-            command: record.map(|r| r.command).unwrap_or_default(),
-        });
+pub fn summary(container: &Container) -> Summary {
+    let record = container.record();
+    let status = record.as_ref().map_or(Status::Stopped, |r| r.current_status());
+    Summary {
+        name: container.name().to_string(),
+        status,
+        pid: record.as_ref().filter(|_| status == Status::Running).and_then(sandbox_host_pid),
+        exit_status: record.as_ref().and_then(|r| r.exit_status),
+        created: record.as_ref().map(|r| r.created),
+        installable: record.as_ref().and_then(|r| r.installable.clone()),
+        digest: record.as_ref().map(|r| r.digest.clone()),
+        command: record.map(|r| r.command).unwrap_or_default(),
     }
-    Ok(out)
+}
+
+pub fn list(state: &StateRoot, all: bool) -> Result<Vec<Summary>> {
+    Ok(state.containers()?.iter().map(summary).filter(|s| all || s.status != Status::Stopped).collect())
 }
 
 pub fn format_table(rows: &[Summary]) -> String {
-    let mut text = format!("{:<32} {:<8} {:>8}  {}\n", "NAME", "STATUS", "PID", "COMMAND");
+    let mut text =
+        format!("{:<24} {:<9} {:>8} {:>5}  {:<40} {}\n", "NAME", "STATUS", "PID", "EXIT", "INSTALLABLE", "COMMAND");
     for row in rows {
-        let status =
-            serde_json::to_value(row.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        let pid = row.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-        text.push_str(&format!("{:<32} {:<8} {:>8}  {}\n", row.name, status, pid, row.command.join(" ")));
+        let status = crate::state::status_word(row.status).split(' ').next_back().unwrap_or("");
+        let pid = row.pid.map_or("-".into(), |p| p.to_string());
+        let exit = row.exit_status.map_or("-".into(), |c| c.to_string());
+        let installable = row.installable.as_deref().unwrap_or("(host)");
+        let line = format!(
+            "{:<24} {:<9} {:>8} {:>5}  {:<40} {}",
+            row.name,
+            status,
+            pid,
+            exit,
+            installable,
+            row.command.join(" ")
+        );
+        text.push_str(&crate::error::printable(&line));
+        text.push('\n');
     }
     text
 }
 
-/// The OCI runtime spec's state document.
+/// The sandbox process's pid as the host sees it: the child of the
+/// supervisor (itself the child of `nucleus run`) whose pid inside the
+/// container's namespace is the one recorded.
+fn sandbox_host_pid(record: &crate::state::record::ContainerRecord) -> Option<u32> {
+    let inner = record.sandbox_pid?;
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .map(|t| t.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    let supervisor = children(record.supervisor_pid).into_iter().next()?;
+    children(supervisor).into_iter().find(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+            status.lines().any(|l| l.starts_with("NSpid:") && l.split_whitespace().last() == Some(&inner.to_string()))
+        })
+    })
+}
+
+/// The runtime spec's state document for `nucleus state`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OciState {
     pub oci_version: String,
     pub id: String,
     pub status: Status,
-    /// The sandbox's pid on the host while it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
     pub bundle: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
 }
 
-pub fn oci_state(runsc: Option<&Runsc>, container: &ContainerDir) -> OciState {
-    let status = container.status();
-    let runsc_pid = container.record().and_then(|r| r.runsc_pid);
-    let sandbox_pid = match (status, runsc) {
-        (Status::Running, Some(runsc)) => runsc
-            .query(&globals(container), &["state", &container.name])
-            .ok()
-            .and_then(|json| serde_json::from_str::<serde_json::Value>(&json).ok())
-            .and_then(|v| v.get("pid").and_then(|p| p.as_u64()))
-            .map(|p| p as u32),
-        _ => None,
-    };
+pub fn oci_state(container: &Container) -> OciState {
+    let s = summary(container);
     OciState {
-        oci_version: crate::oci::spec::OCI_VERSION.to_string(),
-        id: container.name.clone(),
-        status,
-        pid: if status == Status::Stopped { None } else { sandbox_pid.or(runsc_pid) },
-        bundle: container.bundle_dir().display().to_string(),
+        oci_version: crate::oci::build::OCI_VERSION.to_string(),
+        id: s.name,
+        status: s.status,
+        pid: s.pid,
+        bundle: container.layout.bundle().dir().display().to_string(),
+        exit_status: s.exit_status,
     }
 }
 
@@ -97,44 +127,163 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
     full.parse::<Signal>().map_err(|_| bad())
 }
 
-pub fn kill(runsc: &Runsc, container: &ContainerDir, signal: Signal) -> Result<()> {
+/// Asks the supervisor, and reads its one reply.
+fn ask(container: &Container, request: &Request) -> Result<Reply> {
+    let not_running = || Error::container(container.name(), "is not running");
     if container.status() == Status::Stopped {
-        return Err(Error::Container(format!("container '{}' is not running", container.name)));
+        return Err(not_running());
     }
-    let running = || container.status() != Status::Stopped;
-    runsc.kill(&globals(container), &container.name, signal, Duration::from_secs(3), running)
+    let mut connection = Connection::connect(container.dir()).map_err(|_| not_running())?;
+    connection.send(request, &[]).map_err(|_| not_running())?;
+    match connection.receive::<Reply>() {
+        Ok(Some((reply, _))) => Ok(reply),
+        _ => Err(not_running()),
+    }
 }
 
-/// Removes a stopped container's traces; with `force`, stops it first.
-pub fn delete(runsc: &Runsc, container: &ContainerDir, force: bool) -> Result<()> {
-    if container.status() != Status::Stopped {
+pub fn kill(container: &Container, signal: Signal, all: bool) -> Result<()> {
+    match ask(container, &Request::Kill { signal: signal as i32, all })? {
+        Reply::Ok => Ok(()),
+        Reply::Error { message } => Err(Error::container(container.name(), message)),
+        other => Err(Error::container(container.name(), format!("unexpected reply {other:?}"))),
+    }
+}
+
+/// Removes a stopped container; with `force`, stops a running one first
+/// (SIGKILL to its workload, and if its supervisor does not end within a
+/// few seconds, to the supervisor).
+pub fn delete(state: &StateRoot, container: Container, force: bool) -> Result<()> {
+    let Some(record) = container.record() else { return container.discard() };
+    if record.current_status() != Status::Stopped {
         if !force {
-            return Err(Error::Container(format!(
-                "container '{}' is running; stop it with `nucleus kill {0}` or use `nucleus delete --force {0}`",
-                container.name
-            )));
+            return Err(Error::container(
+                container.name(),
+                format!(
+                    "is running; stop it with `nucleus kill {0}` or use `nucleus delete --force {0}`",
+                    container.name()
+                ),
+            ));
         }
-        let _ = runsc.query(&globals(container), &["kill", &container.name, "KILL"]);
-        wait_until_stopped(container, Duration::from_secs(10));
+        let _ = kill(&container, Signal::SIGKILL, true);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while process_alive(record.supervisor_pid, record.supervisor_start) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if process_alive(record.supervisor_pid, record.supervisor_start) {
+            let pid = nix::unistd::Pid::from_raw(record.supervisor_pid as i32);
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while process_alive(record.supervisor_pid, record.supervisor_start) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
-    // The supervisor is gone; whatever runsc left (a sandbox whose
-    // supervisor was killed, its state files) goes now.
-    if container.runsc_root().exists() {
-        let _ = runsc.query(&globals(container), &["delete", "--force", &container.name]);
-        super::supervise::reap_strays(&container.runsc_root());
+    // The supervisor may have removed it on its way out.
+    match state.container(container.name()) {
+        Ok(left) => left.discard(),
+        Err(_) => Ok(()),
     }
-    container.remove()
 }
 
-fn wait_until_stopped(container: &ContainerDir, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while container.status() != Status::Stopped && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+/// What `nucleus exec` asks for.
+pub struct ExecOptions {
+    pub request: ExecRequest,
+}
+
+/// Runs a command in a running container and returns its exit status
+/// (128+N for signal N).
+pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
+    let request = options.request;
+    let signals = super::block_signals()?;
+    if request.tty && !tty::stdin_is_terminal() {
+        return Err(Error::invalid("--tty", "stdin is not a terminal; run nucleus from one, or drop -t"));
+    }
+    if container.status() != Status::Running {
+        return Err(Error::container(container.name(), "is not running"));
+    }
+    let mut connection =
+        Connection::connect(container.dir()).map_err(|_| Error::container(container.name(), "is not running"))?;
+    let (fds, relays) = if request.tty { (Vec::new(), Vec::new()) } else { exec_stdio(request.interactive)? };
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    connection.send(&Request::Exec(request.clone()), &borrowed).map_err(|e| Error::setup("send the request", e))?;
+    drop(borrowed);
+    drop(fds);
+    let forward = connection.stream().try_clone().map_err(|e| Error::setup("duplicate a socket", e))?;
+    std::thread::spawn(move || forward_signals(signals, forward));
+    let mut raw_mode = None;
+    let mut terminal = None;
+    loop {
+        let reply = match connection.receive::<Reply>() {
+            Ok(Some(reply)) => reply,
+            _ => return Err(Error::container(container.name(), "stopped while the command ran")),
+        };
+        match reply {
+            (Reply::Terminal, mut fds) if !fds.is_empty() => {
+                raw_mode = Some(tty::RawMode::enter()?);
+                let master = fds.remove(0);
+                tty::copy_window_size(&master);
+                terminal = Some(tty::relay(master, request.interactive)?);
+            }
+            (Reply::Started { .. }, _) | (Reply::Ok, _) | (Reply::Terminal, _) => {}
+            (Reply::Exited { status }, _) => {
+                for relay in relays {
+                    let _ = relay.join();
+                }
+                if let Some(terminal) = terminal {
+                    let _ = terminal.join();
+                }
+                drop(raw_mode);
+                return Ok(status);
+            }
+            (Reply::Error { message }, _) => return Err(Error::runsc(message)),
+        }
     }
 }
 
-fn globals(container: &ContainerDir) -> Globals {
-    Globals { root: container.runsc_root(), log: Some(container.dir.join("runsc-control.log")), ..Globals::default() }
+/// The command's stdio: nucleus's stdin (or nothing) and pipes for its
+/// output, copied to nucleus's own as `run` does.
+fn exec_stdio(interactive: bool) -> Result<(Vec<OwnedFd>, Vec<std::thread::JoinHandle<()>>)> {
+    let stdin: OwnedFd = if interactive {
+        std::io::stdin().as_fd().try_clone_to_owned()
+    } else {
+        std::fs::File::open("/dev/null").map(OwnedFd::from)
+    }
+    .map_err(|e| Error::setup("open the command's stdin", e))?;
+    let mut fds = vec![stdin];
+    let mut relays = Vec::new();
+    for to_stderr in [false, true] {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::setup("create a pipe", e))?;
+        fds.push(write);
+        relays.push(std::thread::spawn(move || {
+            let mut from = std::fs::File::from(read);
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = from.read(&mut buf) {
+                let written = if to_stderr {
+                    std::io::stderr().write_all(&buf[..n])
+                } else {
+                    std::io::stdout().write_all(&buf[..n]).and_then(|()| std::io::stdout().flush())
+                };
+                if n == 0 || written.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    Ok((fds, relays))
+}
+
+fn forward_signals(signals: nix::sys::signal::SigSet, stream: std::os::unix::net::UnixStream) {
+    let Ok(connection) = Connection::new(stream) else { return };
+    loop {
+        let Ok(signal) = signals.wait() else { continue };
+        if signal == Signal::SIGWINCH {
+            continue;
+        }
+        if connection.send(&Request::Signal { signal: signal as i32 }, &[]).is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,200 +1,293 @@
-//! Bundle → Sandbox → exit status: the only stage that touches runsc.
+//! LaunchPlan → Sandbox: the only stage with effects on the host.
+//!
+//! `nucleus run` reserves the container's name (writing its record first),
+//! writes the bundle, and forks the supervisor into a pid namespace of its
+//! own (after a user namespace of its own, with `--rootless`). Then it only
+//! passes signals and window changes down, tells systemd when the workload is
+//! ready and when it stops, and exits with the supervisor's status.
 
+pub mod control;
+mod exec;
+mod fdpass;
 pub mod lifecycle;
-pub mod namespace;
+pub mod mounts;
+mod netlink;
+pub mod network;
+pub mod notify;
 pub mod runsc;
-pub mod state;
-pub mod supervise;
+pub mod stdio;
+pub mod supervisor;
+pub mod tty;
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
-use crate::bundle::{Bundle, Target};
-use crate::nix::Closure;
-use crate::oci::build::{secret_staging_path, SECRETS_STAGING_DIR, STORE_VIEW_DIR};
-use crate::oci::{build_spec, Launcher, StoreLayout};
-use crate::request::{Network, RunRequest};
-use crate::rootfs::RootfsPlan;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use crate::bundle::{self, Destination};
+use crate::host::sources::HostSources;
+use crate::nix::command::Deadline;
+use crate::plan::LaunchPlan;
+use crate::state::record::{now_seconds, process_start_time, ContainerRecord, Status};
+use crate::state::StateRoot;
 use crate::{Error, Result};
+use supervisor::{from_parent, to_parent, Inputs};
 
-pub use runsc::{Globals, Runsc};
-pub use state::{ContainerDir, StateRoot, Status};
+/// Signals `nucleus run` passes on: to the workload, or (SIGWINCH) as a
+/// window change.
+pub const FORWARDED: &[Signal] = &[
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
 
-/// runsc fails to boot with more bind mounts than this (`FD 256 is already
-/// in use`); a few are left for the system and user mounts.
-pub const MAX_RUNSC_BINDS: usize = 236;
-
-/// How to launch, as opposed to what to run.
-#[derive(Clone, Debug)]
-pub struct LaunchOptions {
-    pub runsc: Runsc,
-    pub state: StateRoot,
-    pub name: Option<String>,
-    /// Keep the container's directory (bundle, logs) after the run.
-    pub keep: bool,
-    /// Ask runsc for debug-level logs.
-    pub debug: bool,
+/// Prints an error the way nucleus reports its own failures: one line.
+pub fn report(e: &Error) {
+    eprintln!("nucleus: {}", crate::error::printable(&e.to_string()));
 }
 
-/// Writes the bundle, starts the sandbox, waits for it and cleans up.
-/// Returns the workload's exit status.
-pub fn run(req: &RunRequest, closure: Option<&Closure>, plan: &RootfsPlan, opts: &LaunchOptions) -> Result<i32> {
-    // Before any thread exists, so that only the forwarder receives them.
-    let signals = supervise::block_signals()?;
-    let name = match &opts.name {
-        Some(name) => name.clone(),
-        None => generated_name(),
+/// Carries out `plan` and returns the run's exit status.
+pub fn launch(
+    plan: &LaunchPlan,
+    sources: &HostSources,
+    state: &StateRoot,
+    deadline: Deadline,
+    replace: bool,
+) -> Result<i32> {
+    let container_plan = plan.container.as_ref().ok_or_else(|| Error::Plan { reason: "nothing to launch".into() })?;
+    // Before any thread exists, so that only the forwarding thread gets them.
+    let signals = block_signals()?;
+    let ports = match &container_plan.network {
+        crate::plan::NetworkPlan::Sandbox { publish, .. } => publish.clone(),
+        _ => Vec::new(),
     };
-    let bundle_dir = opts.state.container_dir(&name).bundle_dir();
-    let launcher = Launcher::for_run(req);
-    let layout = launcher.store_layout(plan);
-    let mut spec = build_spec(plan, req, launcher, &bundle_dir);
-    let binds = spec.mounts.iter().filter(|m| m.is_bind()).count();
-    if binds > MAX_RUNSC_BINDS {
-        return Err(Error::Rootfs(format!(
-            "this run needs {binds} bind mounts and runsc boots at most {MAX_RUNSC_BINDS}; \
-             --rootless binds each of the {} store paths on its own",
-            plan.store_paths().len()
-        )));
+    let listeners = network::bind_published(&ports)?;
+    if container_plan.terminal.tty && !tty::stdin_is_terminal() {
+        return Err(Error::invalid("--tty", "stdin is not a terminal; run nucleus from one, or drop -t"));
     }
-    if req.limits.any() {
-        // Unique per run, unlike the name: state roots do not share names.
-        spec.linux.cgroups_path = Some(format!("/{}", generated_name()));
-    }
-    let secrets: Vec<Vec<u8>> = req
-        .secrets
-        .iter()
-        .map(|s| {
-            std::fs::read(&s.source).map_err(|e| Error::invalid("--secret", format!("{}: {e}", s.source.display())))
-        })
-        .collect::<Result<_>>()?;
-
-    let container = opts.state.reserve(&name)?;
-    let mut cleanup = Cleanup { container: container.clone(), mounts: Vec::new(), secrets: None, keep: opts.keep };
-
-    let bundle = Bundle::prepare(&bundle_dir, &spec, closure)?;
-    bundle.write(Target::New, &spec)?;
     let me = std::process::id();
-    let mut record = state::Record {
-        id: name.clone(),
-        status: Status::Created,
-        pid: me,
-        pid_start: state::process_start_time(me).unwrap_or(0),
-        runsc_pid: None,
-        bundle: bundle_dir.clone(),
-        created: state::now_seconds(),
-        digest: bundle.record.digest.to_string(),
-        command: req.command.clone(),
+    let record = ContainerRecord {
+        id: container_plan.layout.name.clone(),
+        status: Status::Creating,
+        supervisor_pid: me,
+        supervisor_start: process_start_time(me).unwrap_or(0),
+        sandbox_pid: None,
+        bundle: plan.bundle.layout.dir().to_path_buf(),
+        created: now_seconds(),
+        digest: plan.bundle.record.digest.to_string(),
+        installable: container_plan.installable.clone(),
+        command: container_plan.command.clone(),
+        cgroups_path: container_plan.cgroups_path.clone(),
+        keep: container_plan.keep,
         exit_status: None,
     };
-    container.write_record(&record)?;
-    tracing::debug!(bundle = %bundle_dir.display(), "wrote the bundle");
-
-    let in_memory = !req.rootless;
-    if in_memory {
-        namespace::enter_private_mount_namespace()?;
-        if req.network == Network::Sandbox {
-            namespace::prepare_sandbox_network()?;
-        }
+    let container = state.reserve(&record, replace)?;
+    tracing::info!(name = %record.id, digest = %record.digest, "reserved the container");
+    if let Err(e) = bundle::write(&plan.bundle, Destination::New) {
+        let _ = container.discard();
+        return Err(e);
     }
-    if layout == StoreLayout::PreparedView {
-        let view = bundle_dir.join(STORE_VIEW_DIR);
-        cleanup.mounts.push(view.clone());
-        namespace::prepare_store_view(&view, plan.store_paths())?;
+    let raw_mode = if container_plan.terminal.tty { Some(tty::RawMode::enter()?) } else { None };
+    let in_host_network = network::in_host_network_namespace();
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+        let _ = container.discard();
+        return Err(Error::setup("create a pid namespace", e));
     }
-    if !req.secrets.is_empty() {
-        let dir = bundle_dir.join(SECRETS_STAGING_DIR);
-        cleanup.secrets = Some(dir.clone());
-        if in_memory {
-            cleanup.mounts.push(dir.clone());
-        }
-        let targets: Vec<PathBuf> = (0..secrets.len()).map(|i| secret_staging_path(&bundle_dir, i)).collect();
-        let staged: Vec<namespace::StagedSecret> = targets
-            .iter()
-            .zip(&secrets)
-            .map(|(target, contents)| namespace::StagedSecret { target, contents })
-            .collect();
-        namespace::stage_secrets(&dir, &staged, req.user.uid, req.user.gid, in_memory)?;
-    }
-
-    tracing::debug!("prepared the mount namespace");
-    let globals = Globals {
-        root: container.runsc_root(),
-        log: Some(container.runsc_log()),
-        debug_log_dir: opts.debug.then(|| container.debug_log_dir()),
-        network: req.network,
-        platform: req.platform.clone(),
-        rootless: req.rootless,
-        cgroups: req.limits.any(),
-        oci_seccomp: spec.linux.seccomp.is_some(),
+    let (from_parent_read, from_parent_write) = pipe()?;
+    let (to_parent_read, to_parent_write) = pipe()?;
+    let inputs = Inputs {
+        plan,
+        sources,
+        container,
+        record,
+        deadline,
+        in_host_network,
+        listeners,
+        from_parent: from_parent_read,
+        to_parent: to_parent_write,
     };
-    let launch = supervise::Launch {
-        runsc: &opts.runsc,
-        globals: &globals,
-        bundle: &bundle_dir,
-        id: &name,
-        timeout: req.timeout,
+    let supervisor = fork_supervisor(inputs)?;
+    let code = parent(supervisor, signals, from_parent_write, to_parent_read);
+    drop(raw_mode);
+    // The supervisor cleans up after itself; if it was killed, do it here.
+    if let Ok(container) = state.container(&container_plan.layout.name) {
+        if container.record().is_some_and(|r| r.died()) {
+            let _ = container.discard();
+        }
+    }
+    code
+}
+
+/// Takes `nucleus run` into a mount namespace of its own (after a user
+/// namespace of its own, with `--rootless`, where the caller is root), before
+/// it opens the host sources: a mount can only be bound from a descriptor of
+/// the caller's own mount namespace, so the sources must be opened there,
+/// and everything the supervisor mounts from them stays out of the host's
+/// mount table. Call it while the process is single-threaded.
+pub fn enter_private_mounts(user_namespace: bool) -> Result<()> {
+    if user_namespace {
+        let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+        unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| Error::setup("create a user namespace", e))?;
+        let write = |file: &str, text: String| {
+            std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| Error::setup(format!("write {file}"), e))
+        };
+        write("setgroups", "deny".into())?;
+        write("uid_map", format!("0 {uid} 1"))?;
+        write("gid_map", format!("0 {gid} 1"))?;
+    }
+    mounts::make_private()
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::setup("create a pipe", e))
+}
+
+/// Forks the supervisor, pid 1 of the new pid namespace. Only here may the
+/// process fork without exec.
+fn fork_supervisor(inputs: Inputs<'_>) -> Result<Pid> {
+    // SAFETY: nucleus has started no thread yet (signals are blocked before
+    // any, the Nix queries' reader threads have been joined), so the child
+    // is a whole copy of a single-threaded process: it may allocate, lock
+    // and run any code, as any process may.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => std::process::exit(supervisor::run(inputs)),
+        Ok(ForkResult::Parent { child }) => Ok(child),
+        Err(e) => Err(Error::setup("start the supervisor", e)),
+    }
+}
+
+/// `nucleus run` after the fork: forwards signals, relays events, and
+/// returns the supervisor's exit status.
+///
+/// It has made a pid namespace for its children, and the kernel lets such a
+/// process start no thread: so one loop polls the signals (a signalfd), the
+/// supervisor's events and its end (a pidfd).
+fn parent(supervisor: Pid, signals: SigSet, from_parent: OwnedFd, to_parent: OwnedFd) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let signal_fd =
+        SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::setup("watch signals", e))?;
+    let ended = rustix::process::Pid::from_raw(supervisor.as_raw())
+        .map(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()))
+        .ok_or_else(|| Error::setup("watch the supervisor", std::io::Error::other("no such process")))?
+        .map_err(|e| Error::setup("watch the supervisor", e))?;
+    let mut to_supervisor = File::from(from_parent);
+    let mut events = File::from(to_parent);
+    let notifier = notify::Notifier::from_env();
+    let mut events_open = true;
+    loop {
+        let mut fds = [
+            PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(events.as_fd(), if events_open { PollFlags::POLLIN } else { PollFlags::empty() }),
+            PollFd::new(ended.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::setup("wait for the supervisor", e)),
+        }
+        let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+        let (signal_ready, event_ready, supervisor_ended) = (ready(0), ready(1), ready(2));
+        if signal_ready {
+            if let Ok(Some(info)) = signal_fd.read_signal() {
+                let signal = info.ssi_signo as u8;
+                let message: &[u8] = if i32::from(signal) == Signal::SIGWINCH as i32 {
+                    &[from_parent::WINDOW]
+                } else {
+                    &[from_parent::SIGNAL, signal]
+                };
+                let _ = to_supervisor.write_all(message);
+            }
+        }
+        if event_ready {
+            events_open = relay_event(&mut events, &notifier);
+        }
+        if supervisor_ended {
+            while events_open {
+                events_open = relay_event(&mut events, &notifier);
+            }
+            return supervisor_status(supervisor);
+        }
+    }
+}
+
+/// Reads one event and tells systemd; false at the end of the pipe.
+fn relay_event(events: &mut File, notifier: &notify::Notifier) -> bool {
+    let mut byte = [0u8; 1];
+    match events.read(&mut byte) {
+        Ok(1) => {
+            match byte[0] {
+                to_parent::READY => notifier.send("READY=1"),
+                to_parent::STOPPING => notifier.send("STOPPING=1"),
+                _ => {}
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+fn supervisor_status(supervisor: Pid) -> Result<i32> {
+    loop {
+        match waitpid(supervisor, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                return Err(Error::SandboxDied { reason: format!("its supervisor was killed by {signal}") })
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::setup("wait for the supervisor", e)),
+        }
+    }
+}
+
+/// Blocks the forwarded signals in this thread; threads started later
+/// inherit the mask, so only the forwarding thread ever receives them.
+pub fn block_signals() -> Result<SigSet> {
+    let mut set = SigSet::empty();
+    for signal in FORWARDED {
+        set.add(*signal);
+    }
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| Error::setup("block signals", e))?;
+    Ok(set)
+}
+
+/// Waits at most `limit` for a short-lived runsc call; its stdout, or its
+/// last line of stderr as the error.
+pub fn bounded_output(mut child: Child, limit: Duration, what: &str) -> Result<String> {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::runsc(format!("`{what}` did not answer within {} s", limit.as_secs())));
+            }
+        }
     };
-    let outcome = launch.run(signals, |runsc_pid| {
-        record.status = Status::Running;
-        record.runsc_pid = Some(runsc_pid);
-        if let Err(e) = container.write_record(&record) {
-            tracing::warn!("cannot update the container record: {e}");
-        }
-    })?;
-    tracing::debug!(status = ?outcome.status, "runsc exited");
-    if outcome.forced {
-        supervise::reap_strays(&container.runsc_root());
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
     }
-    let code = supervise::exit_code(&outcome);
-    if code == 128 && !outcome.timed_out {
-        if let Some(cause) = runsc::failure_cause(&container.runsc_log()) {
-            return Err(Error::Runsc(cause));
-        }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
     }
-    record.status = Status::Stopped;
-    record.exit_status = Some(code);
-    if opts.keep {
-        container.write_record(&record)?;
+    if status.success() {
+        Ok(stdout)
+    } else {
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim();
+        Err(Error::runsc(format!("`{what}` failed: {last}")))
     }
-    drop(cleanup);
-    Ok(code)
-}
-
-/// Undoes a run on every path out of [`run`], errors included.
-struct Cleanup {
-    container: ContainerDir,
-    mounts: Vec<PathBuf>,
-    /// Staged secrets go even when the rest is kept.
-    secrets: Option<PathBuf>,
-    keep: bool,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for mount in self.mounts.iter().rev() {
-            namespace::detach(mount);
-        }
-        if let Some(secrets) = &self.secrets {
-            let _ = std::fs::remove_dir_all(secrets);
-        }
-        if self.keep {
-            return;
-        }
-        if let Err(e) = self.container.remove() {
-            tracing::warn!("{e}");
-        }
-    }
-}
-
-/// `nucleus-` and 12 random hex digits: unique among concurrent runs.
-pub fn generated_name() -> String {
-    let mut bytes = [0u8; 6];
-    let filled =
-        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).is_ok();
-    if !filled {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let mixed = nanos ^ (u128::from(std::process::id()) << 64);
-        bytes.copy_from_slice(&mixed.to_le_bytes()[..6]);
-    }
-    format!("nucleus-{}", crate::policy::hex(&bytes))
 }

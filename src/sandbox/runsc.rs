@@ -1,168 +1,114 @@
-//! Finding runsc and building its command lines.
+//! runsc: finding a trustworthy binary, its command lines (decided by the
+//! plan, here as data), and reading its log.
 
-use std::ffi::OsString;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use crate::request::Network;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::request::RunRequest;
+use crate::state::layout::ContainerLayout;
 use crate::{Error, Result};
 
-/// A runsc binary we are willing to run as the caller.
-#[derive(Clone, Debug)]
-pub struct Runsc {
+/// The log runsc's control calls (kill, exec, wait, delete) write to, apart
+/// from the sandbox's own, so that a failed control call is never taken
+/// for a failure of the sandbox.
+pub const CONTROL_LOG_FILE: &str = "runsc-control.log";
+
+/// runsc's global flags for one container, and the binary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunscFlags {
     pub binary: PathBuf,
+    /// Flags for `runsc run` (the sandbox's log is `runsc.log`).
+    pub global: Vec<String>,
+    /// The same flags for control calls, logging to [`CONTROL_LOG_FILE`].
+    pub control: Vec<String>,
 }
 
-impl Runsc {
-    /// `--runsc PATH`, then `NUCLEUS_RUNSC`, then the first `runsc` on PATH.
-    pub fn locate(explicit: Option<&Path>) -> Result<Self> {
-        let from_env = std::env::var_os("NUCLEUS_RUNSC").filter(|v| !v.is_empty()).map(PathBuf::from);
-        let candidate = match explicit.map(Path::to_path_buf).or(from_env) {
-            Some(path) => path,
-            None => search_path("runsc").ok_or_else(|| {
-                Error::Runsc(
-                    "runsc not found on PATH; install gVisor (Debian: apt-get install runsc) or pass --runsc PATH"
-                        .into(),
-                )
-            })?,
+impl RunscFlags {
+    pub fn for_run(
+        req: &RunRequest,
+        layout: &ContainerLayout,
+        binary: &Path,
+        debug: bool,
+        cgroups: bool,
+        seccomp: bool,
+    ) -> Self {
+        let mut common = vec![format!("--root={}", layout.runsc_root().display())];
+        common.push(format!("--network={}", req.network.runsc_flag()));
+        if let Some(platform) = &req.platform {
+            common.push(format!("--platform={platform}"));
+        }
+        if req.rootless {
+            common.push("--rootless".into());
+        }
+        if !cgroups {
+            common.push("--ignore-cgroups".into());
+        }
+        if seccomp {
+            // runsc ignores linux.seccomp unless told to apply it.
+            common.push("--oci-seccomp".into());
+        }
+        let with_log = |log: PathBuf| {
+            let mut flags = common.clone();
+            flags.push(format!("--log={}", log.display()));
+            flags.push("--log-format=json".into());
+            if debug {
+                // A trailing slash makes runsc write one file per process.
+                flags.push(format!("--debug-log={}/", layout.debug_dir().display()));
+                flags.push("--debug".into());
+            }
+            flags
         };
-        let binary = candidate.canonicalize().map_err(|e| Error::Runsc(format!("{}: {e}", candidate.display())))?;
-        check_trusted(&binary)?;
-        Ok(Runsc { binary })
+        RunscFlags {
+            binary: binary.to_path_buf(),
+            global: with_log(layout.runsc_log()),
+            control: with_log(layout.dir.join(CONTROL_LOG_FILE)),
+        }
     }
 
-    pub fn command(&self, globals: &Globals) -> Command {
+    /// `runsc run --detach`: it returns once the workload has started (0)
+    /// or could not be started (non-zero, the cause in the log).
+    pub fn run_args(&self, layout: &ContainerLayout, console: bool) -> Vec<String> {
+        let mut args = self.global.clone();
+        args.extend(["run".into(), "--detach".into()]);
+        args.push(format!("--pid-file={}", layout.sandbox_pid_file().display()));
+        args.push(format!("--bundle={}", layout.bundle().dir().display()));
+        if console {
+            args.push(format!("--console-socket={}", layout.console_socket().display()));
+        }
+        args.push(layout.name.clone());
+        args
+    }
+
+    /// A control call: `runsc <control flags> ARGS…`.
+    pub fn control(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.binary);
-        cmd.args(globals.args());
+        cmd.args(&self.control).args(args);
         cmd
     }
 
-    /// Runs a short runsc subcommand (kill, delete, state) and returns its
-    /// stdout. runsc can block on a container it has wedged (a hook that
-    /// timed out, for one), so the call gives up after [`QUERY_TIMEOUT`].
-    pub fn query(&self, globals: &Globals, args: &[&str]) -> Result<String> {
-        let mut child = self
-            .command(globals)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::Runsc(format!("cannot start {}: {e}", self.binary.display())))?;
-        let deadline = Instant::now() + QUERY_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(Error::Runsc(format!("{} did not answer within {QUERY_TIMEOUT:?}", args.join(" "))));
-                }
-            }
-        };
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_string(&mut stdout);
-        }
-        if let Some(mut err) = child.stderr.take() {
-            let _ = err.read_to_string(&mut stderr);
-        }
-        if status.success() {
-            Ok(stdout)
-        } else {
-            Err(Error::Runsc(format!("{} failed: {}", args.join(" "), last_line(&stderr))))
-        }
+    pub fn command(&self, args: &[String]) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(args);
+        cmd
     }
 }
 
-impl Runsc {
-    /// `runsc kill ID SIGNAL`, retried for up to `patience` while
-    /// `worth_retrying` says so: right after start, runsc may not have
-    /// recorded the container yet.
-    pub fn kill(
-        &self,
-        globals: &Globals,
-        id: &str,
-        signal: nix::sys::signal::Signal,
-        patience: Duration,
-        worth_retrying: impl Fn() -> bool,
-    ) -> Result<()> {
-        let name = signal.as_str().trim_start_matches("SIG");
-        let deadline = Instant::now() + patience;
-        loop {
-            match self.query(globals, &["kill", id, name]) {
-                Ok(_) => return Ok(()),
-                Err(_) if Instant::now() < deadline && worth_retrying() => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// How long a runsc control command (kill, state, delete) may take.
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// runsc's global flags for one container.
-#[derive(Clone, Debug, Default)]
-pub struct Globals {
-    /// runsc's own state directory (`--root`), inside the container's.
-    pub root: PathBuf,
-    /// Where runsc writes its own messages instead of our stderr.
-    pub log: Option<PathBuf>,
-    /// Directory for runsc's per-process debug logs.
-    pub debug_log_dir: Option<PathBuf>,
-    pub network: Network,
-    pub platform: Option<String>,
-    pub rootless: bool,
-    /// runsc creates cgroups only when there are limits to enforce.
-    pub cgroups: bool,
-    /// runsc applies `linux.seccomp` only when told to.
-    pub oci_seccomp: bool,
-}
-
-impl Globals {
-    pub fn args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![flag("--root", &self.root)];
-        if let Some(log) = &self.log {
-            args.push(flag("--log", log));
-            args.push("--log-format=json".into());
-        }
-        if let Some(dir) = &self.debug_log_dir {
-            // A trailing slash makes runsc write one file per process.
-            let mut value = OsString::from("--debug-log=");
-            value.push(dir.as_os_str());
-            value.push("/");
-            args.push(value);
-        }
-        args.push(format!("--network={}", self.network.runsc_flag()).into());
-        if let Some(platform) = &self.platform {
-            args.push(format!("--platform={platform}").into());
-        }
-        if self.rootless {
-            args.push("--rootless".into());
-        }
-        if !self.cgroups {
-            args.push("--ignore-cgroups".into());
-        }
-        if self.oci_seccomp {
-            args.push("--oci-seccomp".into());
-        }
-        args
-    }
-}
-
-fn flag(name: &str, value: &Path) -> OsString {
-    let mut arg = OsString::from(name);
-    arg.push("=");
-    arg.push(value.as_os_str());
-    arg
+/// `--runsc PATH` (or `NUCLEUS_RUNSC`), else the first `runsc` on PATH;
+/// canonical, and only if someone else could not have replaced it.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
+    let candidate = match explicit.filter(|p| !p.as_os_str().is_empty()) {
+        Some(path) => path.to_path_buf(),
+        None => search_path("runsc").ok_or_else(|| {
+            Error::runsc("not found on PATH; install gVisor (Debian: apt-get install runsc) or pass --runsc PATH")
+        })?,
+    };
+    let binary = candidate.canonicalize().map_err(|e| Error::runsc(format!("{}: {e}", candidate.display())))?;
+    check_trusted(&binary)?;
+    Ok(binary)
 }
 
 fn search_path(program: &str) -> Option<PathBuf> {
@@ -173,46 +119,49 @@ fn search_path(program: &str) -> Option<PathBuf> {
 /// runsc runs with our privileges: refuse one that someone else could have
 /// replaced.
 fn check_trusted(binary: &Path) -> Result<()> {
-    let meta = binary.metadata().map_err(|e| Error::Runsc(format!("{}: {e}", binary.display())))?;
+    let meta = binary.metadata().map_err(|e| Error::runsc(format!("{}: {e}", binary.display())))?;
     if !meta.is_file() {
-        return Err(Error::Runsc(format!("{} is not a regular file", binary.display())));
+        return Err(Error::runsc(format!("{} is not a regular file", binary.display())));
     }
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != me {
-        return Err(Error::Runsc(format!(
+        return Err(Error::runsc(format!(
             "{} is owned by uid {}, neither root nor you; refusing to run it",
             binary.display(),
             meta.uid()
         )));
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(Error::Runsc(format!(
+        return Err(Error::runsc(format!(
             "{} is writable by group or others (mode {:o}); refusing to run it",
             binary.display(),
             meta.mode() & 0o7777
         )));
     }
     if meta.mode() & 0o111 == 0 {
-        return Err(Error::Runsc(format!("{} is not executable", binary.display())));
+        return Err(Error::runsc(format!("{} is not executable", binary.display())));
     }
     Ok(())
 }
 
-fn last_line(text: &str) -> &str {
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim()
+/// The error-level messages of a runsc JSON log, oldest first. Each line is
+/// one JSON object; messages may hold braces of their own (`&{…}`), so the
+/// text is parsed as a stream of values, never split by hand.
+pub fn logged_errors(log: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(log) else { return Vec::new() };
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map_while(|v| v.ok())
+        .filter(|v| matches!(v.get("level").and_then(Value::as_str), Some("error" | "fatal")))
+        .filter_map(|v| v.get("msg").and_then(Value::as_str).map(str::to_string))
+        .collect()
 }
 
 /// The most specific error runsc logged. Its top-level message is almost
-/// always the useless `waiting for sandbox to start: EOF`; the gofer's or
-/// the sentry's line says what really went wrong.
+/// always `waiting for sandbox to start: EOF`; the gofer's or the sentry's
+/// line says what really went wrong.
 pub fn failure_cause(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
-    let messages: Vec<String> = text
-        .split_inclusive('}')
-        .filter_map(|chunk| serde_json::from_str::<serde_json::Value>(chunk.trim()).ok())
-        .filter(|v| v.get("level").and_then(|l| l.as_str()) == Some("error"))
-        .filter_map(|v| v.get("msg").and_then(|m| m.as_str()).map(str::to_string))
-        .collect();
+    let messages = logged_errors(log);
     let generic = |m: &str| m.contains("waiting for sandbox to start") || m.contains("Error reading mounts file");
     messages
         .iter()
@@ -226,26 +175,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn global_flags() {
-        let g = Globals { root: "/s/runsc".into(), platform: Some("ptrace".into()), ..Default::default() };
-        let args: Vec<String> = g.args().into_iter().map(|a| a.into_string().unwrap()).collect();
-        assert_eq!(args, ["--root=/s/runsc", "--network=none", "--platform=ptrace", "--ignore-cgroups"]);
-        let g = Globals { cgroups: true, oci_seccomp: true, rootless: true, ..Default::default() };
-        let args: Vec<String> = g.args().into_iter().map(|a| a.into_string().unwrap()).collect();
-        assert!(args.contains(&"--oci-seccomp".to_string()) && args.contains(&"--rootless".to_string()));
-        assert!(!args.contains(&"--ignore-cgroups".to_string()));
+    fn flags_for_a_run() {
+        let layout = ContainerLayout::new(Path::new("/s"), "web");
+        let mut req = RunRequest::new(None, None);
+        req.platform = Some("ptrace".into());
+        let flags = RunscFlags::for_run(&req, &layout, Path::new("/bin/runsc"), false, false, true);
+        assert_eq!(
+            flags.global,
+            [
+                "--root=/s/web/runsc",
+                "--network=none",
+                "--platform=ptrace",
+                "--ignore-cgroups",
+                "--oci-seccomp",
+                "--log=/s/web/runsc.log",
+                "--log-format=json"
+            ]
+        );
+        assert!(flags.control.contains(&"--log=/s/web/runsc-control.log".to_string()));
+        let run = flags.run_args(&layout, true);
+        assert_eq!(
+            &run[flags.global.len()..],
+            [
+                "run",
+                "--detach",
+                "--pid-file=/s/web/sandbox.pid",
+                "--bundle=/s/web/bundle",
+                "--console-socket=/s/web/console.sock",
+                "web"
+            ]
+        );
+        req.rootless = true;
+        let rootless = RunscFlags::for_run(&req, &layout, Path::new("/bin/runsc"), true, true, false);
+        assert!(rootless.global.contains(&"--rootless".to_string()));
+        assert!(!rootless.global.contains(&"--ignore-cgroups".to_string()));
+        assert!(rootless.global.contains(&"--debug-log=/s/web/debug/".to_string()));
     }
 
     #[test]
-    fn finds_the_real_cause_in_runsc_log() {
+    fn finds_the_real_cause_in_runsc_log_even_with_braces() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("runsc.log");
         std::fs::write(
             &log,
-            r#"{"msg":"error setting up FS: mounting /nope: no such file","level":"error","time":"t"}{"msg":"Error reading mounts file: x\nJSON","level":"error","time":"t"}{"msg":"running container: waiting for sandbox to start: EOF","level":"error","time":"t"}"#,
+            concat!(
+                r#"{"msg":"Args: &{root:/x}","level":"info","time":"t"}"#,
+                "\n",
+                r#"{"msg":"error setting up FS: mounting &{/nope}: no such file","level":"error","time":"t"}"#,
+                "\n",
+                r#"{"msg":"running container: waiting for sandbox to start: EOF","level":"error","time":"t"}"#,
+                "\n"
+            ),
         )
         .unwrap();
-        assert_eq!(failure_cause(&log).unwrap(), "error setting up FS: mounting /nope: no such file");
+        assert_eq!(failure_cause(&log).unwrap(), "error setting up FS: mounting &{/nope}: no such file");
         assert!(failure_cause(&dir.path().join("missing")).is_none());
     }
 
@@ -256,9 +239,8 @@ mod tests {
         let fake = dir.path().join("runsc");
         std::fs::write(&fake, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = Runsc::locate(Some(&fake)).unwrap_err().to_string();
-        assert!(err.contains("writable by group or others"), "{err}");
+        assert!(matches!(locate(Some(&fake)), Err(Error::Runsc { .. })));
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(Runsc::locate(Some(&fake)).is_ok());
+        assert!(locate(Some(&fake)).is_ok());
     }
 }

@@ -7,20 +7,25 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 pub const NUCLEUS: &str = env!("CARGO_BIN_EXE_nucleus");
 
 /// Nix settings for the tests: no binary cache (there is no network).
 pub const NIX_CONFIG: &str = "substituters =\nsandbox = true";
 
-fn repo() -> PathBuf {
+/// The unprivileged user that `.ci/run` creates (in group nix-users, so it
+/// can reach the Nix daemon that `.ci/run` starts).
+pub const UNPRIVILEGED_USER: &str = "nucleus-ci";
+
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The host's static busybox, canonical, so Nix copies a file, not a link.
-fn busybox_file() -> String {
+pub fn busybox_file() -> String {
     let found = which("busybox").expect("busybox not found: install busybox-static (.ci/run does)");
     found.canonicalize().unwrap().display().to_string()
 }
@@ -53,7 +58,7 @@ pub fn closure_with(name: &str, args: &[(&str, &str)]) -> PathBuf {
         return path.clone();
     }
     let file = repo().join("tests/closures").join(format!("{name}.nix"));
-    let mut cmd = Command::new("nix-build");
+    let mut cmd = Command::new(nix_bin("nix-build"));
     cmd.env("NIX_CONFIG", NIX_CONFIG)
         .args(["--no-out-link", "--option", "sandbox", "true", "--option", "substituters", ""])
         .arg(&file)
@@ -68,13 +73,49 @@ pub fn closure_with(name: &str, args: &[(&str, &str)]) -> PathBuf {
     path
 }
 
+/// The hello closure (busybox applets and `/bin/hello`), as a string.
+pub fn hello() -> String {
+    closure("hello").to_str().unwrap().to_string()
+}
+
 /// `nix-store -qR PATH`, sorted.
 pub fn requisites(path: &Path) -> Vec<String> {
-    let out = Command::new("nix-store").arg("-qR").arg(path).output().unwrap();
+    let out = Command::new(nix_bin("nix-store")).arg("-qR").arg(path).output().unwrap();
     assert!(out.status.success());
     let mut paths: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
     paths.sort();
     paths
+}
+
+/// `nix hash path [FLAG] PATH`, trimmed.
+pub fn nix_hash(path: &Path, flag: Option<&str>) -> String {
+    let mut cmd = Command::new(nix_bin("nix"));
+    cmd.args(["--extra-experimental-features", "nix-command", "hash", "path"]).args(flag).arg(path);
+    let out = cmd.output().expect("nix not found");
+    assert!(out.status.success(), "nix hash path failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// `sha256:` and 64 hex digits.
+pub fn is_digest(text: &str) -> bool {
+    text.len() == 71 && text.starts_with("sha256:") && text[7..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The names in `dir`, or none if it does not exist.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(d) => d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// What `nucleus run --dry-run` prints: one JSON document.
+pub struct DryRun {
+    pub digest: String,
+    pub config: serde_json::Value,
+    pub launch: serde_json::Value,
 }
 
 /// One test's world: a state root of its own, checked for leftovers.
@@ -86,6 +127,10 @@ impl World {
     pub fn new() -> Self {
         assert!(which("runsc").is_some(), "runsc not found: install it (Debian: apt-get install runsc; .ci/run does)");
         World { tmp: tempfile::Builder::new().prefix("nucleus-test-").tempdir().unwrap() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
     }
 
     pub fn state_root(&self) -> PathBuf {
@@ -114,22 +159,88 @@ impl World {
         self.run(&["run", closure.to_str().unwrap(), "--", "/bin/sh", "-c", script])
     }
 
+    /// `nucleus run OPTIONS hello -- /bin/sh -c SCRIPT`.
+    pub fn sh_with(&self, options: &[&str], script: &str) -> Output {
+        let closure = hello();
+        let mut args = vec!["run"];
+        args.extend_from_slice(options);
+        args.extend_from_slice(&[&closure, "--", "/bin/sh", "-c", script]);
+        self.run(&args)
+    }
+
+    /// Starts `nucleus run --name NAME OPTIONS hello -- /bin/sh -c SCRIPT` in
+    /// the background, stdout and stderr piped.
+    pub fn spawn_sh(&self, name: &str, options: &[&str], script: &str) -> Child {
+        let mut args = vec!["run", "--name", name];
+        args.extend_from_slice(options);
+        let closure = hello();
+        args.extend_from_slice(&[&closure, "--", "/bin/sh", "-c", script]);
+        self.nucleus().args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    /// Waits until container `name` is running (at most 20 s).
+    pub fn wait_running(&self, name: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if stdout(&self.run(&["state", name])).contains("\"running\"") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("container {name} never ran");
+    }
+
+    /// `nucleus run --dry-run ARGS…`, parsed.
+    pub fn dry_run(&self, args: &[&str]) -> DryRun {
+        let mut all = vec!["run", "--dry-run"];
+        all.extend_from_slice(args);
+        parse_dry_run(&ok(&self.run(&all)))
+    }
+
+    /// `nucleus run --dry-run OPTIONS hello -- COMMAND…`.
+    pub fn dry_run_hello(&self, options: &[&str], command: &[&str]) -> DryRun {
+        let closure = hello();
+        let mut args = options.to_vec();
+        args.extend_from_slice(&[&closure, "--"]);
+        args.extend_from_slice(command);
+        self.dry_run(&args)
+    }
+
     /// Asserts the state root holds no container (the closure cache in
-    /// `.cache` is kept on purpose) and no mount of ours leaked.
+    /// `.cache` is kept on purpose), no mount of ours leaked, and no runsc
+    /// of ours is left.
     pub fn assert_clean(&self) {
         let root = self.state_root();
-        if root.exists() {
-            let left: Vec<_> = std::fs::read_dir(&root)
-                .unwrap()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| !p.ends_with(".cache"))
-                .collect();
-            assert!(left.is_empty(), "left behind in the state root: {left:?}");
-        }
+        let left: Vec<String> = entries(&root).into_iter().filter(|e| e != ".cache").collect();
+        assert!(left.is_empty(), "left behind in the state root: {left:?}");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains(root.to_str().unwrap()), "a mount leaked onto the host:\n{mounts}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.runsc_processes().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(self.runsc_processes().is_empty(), "runsc left running: {:?}", self.runsc_processes());
     }
+
+    /// runsc processes whose command line names this world's state root.
+    pub fn runsc_processes(&self) -> Vec<String> {
+        let root = self.state_root().display().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("runsc") && c.contains(&root))
+            .collect()
+    }
+}
+
+pub fn parse_dry_run(out: &str) -> DryRun {
+    let doc: serde_json::Value =
+        serde_json::from_str(out).unwrap_or_else(|e| panic!("--dry-run printed no single JSON document ({e}): {out}"));
+    let digest = doc["digest"].as_str().unwrap_or_default().to_string();
+    assert!(is_digest(&digest), "no digest in {out}");
+    DryRun { digest, config: doc["config"].clone(), launch: doc["launch"].clone() }
 }
 
 pub fn stdout(out: &Output) -> String {
@@ -150,4 +261,32 @@ pub fn ok(out: &Output) -> String {
 #[track_caller]
 pub fn assert_status(out: &Output, code: i32) {
     assert_eq!(out.status.code(), Some(code), "stdout: {}\nstderr: {}", stdout(out), stderr(out));
+}
+
+/// Asserts a failure of nucleus itself: 125, nothing on stdout, and a short
+/// reason on stderr starting `nucleus: `.
+#[track_caller]
+pub fn assert_refused(out: &Output) {
+    assert_status(out, 125);
+    let err = stderr(out);
+    assert!(err.starts_with("nucleus: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(stdout(out).is_empty(), "stdout: {}", stdout(out));
+}
+
+/// Sends `signal` to a process this test started, by its pid.
+pub fn signal(child: &Child, signal: i32) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::try_from(signal).unwrap()).unwrap();
+}
+
+/// Runs `program ARGS…` as the unprivileged user, in a clean environment.
+pub fn as_unprivileged_user(program: &str) -> Command {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", UNPRIVILEGED_USER, "--", "env", "-i"])
+        .arg(format!("PATH={}", std::env::var("PATH").unwrap()))
+        .arg("NIX_REMOTE=daemon")
+        .arg(format!("NIX_CONFIG={NIX_CONFIG}"))
+        .arg(program);
+    cmd
 }

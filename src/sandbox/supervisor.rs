@@ -1,0 +1,525 @@
+//! The supervisor: the process that carries out a container's launch plan.
+//!
+//! It is pid 1 of a pid namespace of its own, forked by `nucleus run`, and
+//! so the reaper of everything runsc starts: when it ends, for any reason,
+//! SIGKILL included, the kernel kills every process left in the namespace,
+//! and its private mount namespace (the store view, the staged sources, the
+//! secrets) goes with it. It dies with `nucleus run` (PDEATHSIG), and as pid
+//! 1 it ignores every signal it has no handler for, so a terminal's Ctrl-C
+//! reaches it only as a message from `nucleus run`.
+//!
+//! ```text
+//! prepare (network, mounts) ─► boot (runsc run --detach) ─► running ─► ended ─► cleaned up
+//! ```
+//!
+//! The workload has started exactly when `runsc run --detach` succeeded;
+//! every failure before that is runsc's (125, with the cause from its log).
+//! The sandbox process is then the supervisor's child, and its exit status
+//! is the workload's.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::runsc::{failure_cause, logged_errors, RunscFlags};
+use super::{control, exec, mounts, network, stdio, tty};
+use crate::host::sources::HostSources;
+use crate::nix::command::Deadline;
+use crate::plan::{ContainerPlan, LaunchPlan, NetworkPlan, StagedKind, StorePlan};
+use crate::request::PortMapping;
+use crate::state::record::{ContainerRecord, Status};
+use crate::state::Container;
+use crate::{Error, Result};
+
+/// How long a timed-out workload has between TERM and KILL.
+pub const TIMEOUT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a runsc control call may take: runsc can block on a container
+/// it has wedged (a hook that timed out, for one).
+pub const CONTROL_CALL_LIMIT: Duration = Duration::from_secs(5);
+
+/// Messages from `nucleus run` to the supervisor, one byte each.
+pub mod from_parent {
+    /// Followed by a signal number byte: forward this signal.
+    pub const SIGNAL: u8 = b's';
+    /// The terminal's size changed.
+    pub const WINDOW: u8 = b'w';
+}
+
+/// Events from the supervisor to `nucleus run`, one byte each.
+pub mod to_parent {
+    /// The workload runs (and its `--ready-tcp` port accepts).
+    pub const READY: u8 = b'R';
+    /// The workload is being stopped, or has ended.
+    pub const STOPPING: u8 = b'S';
+}
+
+/// What the supervisor is handed at the fork.
+pub struct Inputs<'a> {
+    pub plan: &'a LaunchPlan,
+    pub sources: &'a HostSources,
+    pub container: Container,
+    pub record: ContainerRecord,
+    pub deadline: Deadline,
+    pub in_host_network: bool,
+    pub listeners: Vec<(PortMapping, TcpListener)>,
+    pub from_parent: OwnedFd,
+    pub to_parent: OwnedFd,
+}
+
+/// State shared by the supervisor's threads.
+pub struct Shared {
+    pub runsc: RunscFlags,
+    pub plan: ContainerPlanView,
+    started: AtomicBool,
+    stopping: AtomicBool,
+    timed_out: AtomicBool,
+    /// A stop signal that arrived while the sandbox was booting.
+    abort: AtomicI32,
+    to_parent: Mutex<File>,
+    window: Mutex<Option<OwnedFd>>,
+}
+
+/// The parts of the plan the threads need.
+pub struct ContainerPlanView {
+    pub name: String,
+    pub dir: PathBuf,
+    /// The container's directory, open: sockets are bound through it, so
+    /// their paths stay short whatever the state root's length.
+    pub dir_fd: OwnedFd,
+    pub user: (u32, u32),
+}
+
+/// Runs the plan and returns the process's exit status. Errors are printed
+/// here, as `nucleus run` would print them.
+pub fn run(mut inputs: Inputs<'_>) -> i32 {
+    let Some(plan) = inputs.plan.container.as_ref() else { return crate::error::EXIT_NUCLEUS_FAILED };
+    let (Ok(to_parent), Ok(dir_fd)) = (inputs.to_parent.try_clone(), inputs.container.dir().fd().try_clone_to_owned())
+    else {
+        return crate::error::EXIT_NUCLEUS_FAILED;
+    };
+    let shared = Arc::new(Shared {
+        runsc: plan.runsc.clone(),
+        plan: ContainerPlanView {
+            name: plan.layout.name.clone(),
+            dir: plan.layout.dir.clone(),
+            dir_fd,
+            user: plan.user,
+        },
+        started: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
+        timed_out: AtomicBool::new(false),
+        abort: AtomicI32::new(0),
+        to_parent: Mutex::new(File::from(to_parent)),
+        window: Mutex::new(None),
+    });
+    let mut record = inputs.record.clone();
+    let listeners = std::mem::take(&mut inputs.listeners);
+    let outcome = supervise(&inputs, listeners, plan, &shared, &mut record);
+    let code = match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            super::report(&e);
+            e.exit_status()
+        }
+    };
+    shared.event(to_parent::STOPPING);
+    clean_up(inputs.plan, plan, &shared, &inputs.container, &mut record, code);
+    code
+}
+
+fn supervise(
+    inputs: &Inputs<'_>,
+    listeners: Vec<(PortMapping, TcpListener)>,
+    plan: &ContainerPlan,
+    shared: &Arc<Shared>,
+    record: &mut ContainerRecord,
+) -> Result<i32> {
+    guard_parent(&inputs.from_parent)?;
+    // In `nucleus run`'s private mount namespace, where the sources were
+    // opened: only there can they be mounted from their descriptors.
+    prepare_filesystem(inputs.plan, plan, inputs.sources)?;
+    let link = network::prepare(&plan.network, inputs.in_host_network)?;
+    mounts::enter_supervisor_namespace()?;
+    if matches!(plan.network, NetworkPlan::Sandbox { .. }) {
+        mounts::hide_root_network_marker()?;
+    }
+    let listener = control::listen(inputs.container.dir()).map_err(|e| Error::setup("open the control socket", e))?;
+    let server = Arc::clone(shared);
+    std::thread::spawn(move || exec::serve(listener, server));
+    let messages = Arc::clone(shared);
+    let from_parent = inputs.from_parent.try_clone().map_err(|e| Error::setup("duplicate a pipe", e))?;
+    std::thread::spawn(move || relay_parent_messages(from_parent, messages));
+    if let Some(link) = &link {
+        link.forward(listeners)?;
+    }
+    let errors_before = logged_errors(&plan.layout.runsc_log()).len();
+    let started = boot(plan, shared, inputs.container.dir(), &inputs.deadline)?;
+    record.status = Status::Running;
+    record.sandbox_pid = Some(started.pid.as_raw() as u32);
+    inputs.container.write_record(record)?;
+    announce_ready(plan, shared, link.as_ref());
+    if let Some(remaining) = inputs.deadline.remaining() {
+        let timer = Arc::clone(shared);
+        std::thread::spawn(move || enforce_timeout(timer, remaining, started.pid));
+    }
+    let status = wait_for_sandbox(started.pid);
+    shared.stopping.store(true, Ordering::SeqCst);
+    shared.event(to_parent::STOPPING);
+    started.output.finish();
+    tracing::info!(?status, "the sandbox ended");
+    let code = exit_code(shared, status, &logged_errors(&plan.layout.runsc_log())[errors_before..])?;
+    record.exit_status = Some(code);
+    Ok(code)
+}
+
+/// Dies with `nucleus run`: SIGKILL when it goes, and if it is already gone
+/// (it died before the line above took effect), exit now.
+fn guard_parent(from_parent: &OwnedFd) -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::setup("tie the supervisor to nucleus", e))?;
+    let mut fds = [nix::poll::PollFd::new(from_parent.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO);
+    let hung_up = fds[0].revents().is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP));
+    if hung_up {
+        std::process::exit(crate::error::EXIT_NUCLEUS_FAILED);
+    }
+    Ok(())
+}
+
+/// The store view, the staged host sources and the secrets, all mounted
+/// under the bundle in this private mount namespace.
+fn prepare_filesystem(launch: &LaunchPlan, plan: &ContainerPlan, sources: &HostSources) -> Result<()> {
+    if let StorePlan::View { view, entries } = &launch.store {
+        mounts::prepare_store_view(view, entries)?;
+    }
+    for staged in &plan.staged {
+        let opened = match staged.source {
+            StagedKind::Volume(i) => sources.volumes.get(i),
+            StagedKind::Context => sources.context.as_ref(),
+        };
+        let opened = opened.ok_or_else(|| Error::Plan { reason: "a staged source was never opened".into() })?;
+        mounts::stage_source(opened, &staged.target, staged.writable)?;
+    }
+    if let Some(dir) = &plan.secrets_dir {
+        mounts::stage_secrets(dir, &plan.secrets, &sources.secrets)?;
+    }
+    Ok(())
+}
+
+/// A booted sandbox: its pid (in this pid namespace), and its output.
+struct Started {
+    pid: Pid,
+    output: Output,
+}
+
+enum Output {
+    Pipes(stdio::Relays),
+    Terminal(std::thread::JoinHandle<()>),
+}
+
+impl Output {
+    fn finish(self) {
+        match self {
+            Output::Pipes(relays) => relays.finish(),
+            Output::Terminal(relay) => {
+                let _ = relay.join();
+            }
+        }
+    }
+}
+
+/// `runsc run --detach`, bounded by the boot timeout; on success the
+/// workload runs.
+fn boot(
+    plan: &ContainerPlan,
+    shared: &Arc<Shared>,
+    dir: &crate::bundle::SafeDir,
+    deadline: &Deadline,
+) -> Result<Started> {
+    let console = if plan.terminal.tty {
+        let path = format!(
+            "/proc/self/fd/{}/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&dir.fd()),
+            crate::state::layout::CONSOLE_SOCKET
+        );
+        Some(UnixListener::bind(path).map_err(|e| Error::setup("open the console socket", e))?)
+    } else {
+        None
+    };
+    let broken = Arc::clone(shared);
+    let (io, relays) = if console.is_some() {
+        (stdio::RunscStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() }, None)
+    } else {
+        let on_broken: stdio::OnBrokenPipe = Arc::new(move || broken.signal_workload(Signal::SIGPIPE, false));
+        let (io, relays) = stdio::piped(plan.terminal.interactive, on_broken)?;
+        (io, Some(relays))
+    };
+    let mut cmd = shared.runsc.command(&plan.runsc.run_args(&plan.layout, console.is_some()));
+    cmd.stdin(io.stdin).stdout(io.stdout).stderr(io.stderr).current_dir(&plan.layout.dir).process_group(0);
+    cmd.env_remove("NOTIFY_SOCKET");
+    tracing::info!(name = %plan.layout.name, "starting the sandbox");
+    let child =
+        cmd.spawn().map_err(|e| Error::runsc(format!("cannot start {}: {e}", shared.runsc.binary.display())))?;
+    drop(cmd);
+    wait_for_boot(child, plan, shared, deadline)?;
+    let pid = read_sandbox_pid(plan)?;
+    shared.started.store(true, Ordering::SeqCst);
+    let output = match (console, relays) {
+        (Some(listener), _) => {
+            let master = tty::receive_master(&listener)?;
+            tty::copy_window_size(&master);
+            *shared.window.lock().unwrap_or_else(|p| p.into_inner()) = master.try_clone().ok();
+            Output::Terminal(tty::relay(master, plan.terminal.interactive)?)
+        }
+        (None, Some(relays)) => Output::Pipes(relays),
+        (None, None) => return Err(Error::Plan { reason: "the workload has no output".into() }),
+    };
+    Ok(Started { pid, output })
+}
+
+/// Waits for `runsc run --detach`, at most the boot timeout and never past
+/// the run's `--timeout`.
+fn wait_for_boot(mut child: Child, plan: &ContainerPlan, shared: &Arc<Shared>, run_deadline: &Deadline) -> Result<()> {
+    let deadline = Instant::now() + plan.boot_timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                let cause =
+                    failure_cause(&plan.layout.runsc_log()).unwrap_or_else(|| format!("runsc exited with {status}"));
+                return Err(Error::runsc(cause));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Error::runsc(format!("cannot wait for runsc: {e}"))),
+        }
+        let aborted = shared.abort.load(Ordering::SeqCst);
+        if aborted != 0 || Instant::now() >= deadline || run_deadline.expired() {
+            kill_everything();
+            let _ = child.wait();
+            if run_deadline.expired() {
+                return Err(run_deadline.timeout_error("runsc (starting the sandbox)"));
+            }
+            if aborted != 0 {
+                return Err(Error::runsc(format!("stopped by signal {aborted} before the sandbox started")));
+            }
+            return Err(Error::runsc(format!(
+                "the sandbox did not start within {} s (--boot-timeout); with --platform kvm, check that \
+                 /dev/kvm works here, or use --platform ptrace",
+                plan.boot_timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn read_sandbox_pid(plan: &ContainerPlan) -> Result<Pid> {
+    let file = plan.layout.sandbox_pid_file();
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| Error::runsc(format!("wrote no pid file {}: {e}", file.display())))?;
+    text.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|p| *p > 1)
+        .map(Pid::from_raw)
+        .ok_or_else(|| Error::runsc(format!("wrote '{}' as the sandbox's pid", text.trim())))
+}
+
+/// READY=1 now, or once `--ready-tcp` accepts (not at all if the workload
+/// ends first).
+fn announce_ready(plan: &ContainerPlan, shared: &Arc<Shared>, link: Option<&network::Link>) {
+    match (&plan.network, link) {
+        (NetworkPlan::Sandbox { ready_tcp: Some(port), .. }, Some(link)) => {
+            let probe = Arc::clone(shared);
+            let done = Arc::clone(shared);
+            link.when_accepting(*port, move || !probe.is_running(), move || done.event(to_parent::READY));
+        }
+        _ => shared.event(to_parent::READY),
+    }
+}
+
+fn wait_for_sandbox(pid: Pid) -> Option<WaitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Some(status),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The run's exit status: 124 after `--timeout`; the workload's status,
+/// which the sandbox exits with (128+N for signal N); a sandbox killed by
+/// a signal, or failing with an error in runsc's log, is not the
+/// workload's doing.
+fn exit_code(shared: &Shared, status: Option<WaitStatus>, new_errors: &[String]) -> Result<i32> {
+    if shared.timed_out.load(Ordering::SeqCst) {
+        return Ok(crate::error::EXIT_TIMEOUT);
+    }
+    match status {
+        Some(WaitStatus::Exited(_, 128)) if !new_errors.is_empty() => {
+            Err(Error::SandboxDied { reason: new_errors.last().cloned().unwrap_or_default() })
+        }
+        Some(WaitStatus::Exited(_, code)) => Ok(code),
+        Some(WaitStatus::Signaled(_, signal, _)) => {
+            Err(Error::SandboxDied { reason: format!("runsc's sandbox process was killed by {signal}") })
+        }
+        _ => Err(Error::SandboxDied { reason: "its exit status could not be read".into() }),
+    }
+}
+
+fn enforce_timeout(shared: Arc<Shared>, after: Duration, sandbox: Pid) {
+    std::thread::sleep(after);
+    if shared.stopping.load(Ordering::SeqCst) {
+        return;
+    }
+    shared.timed_out.store(true, Ordering::SeqCst);
+    shared.event(to_parent::STOPPING);
+    eprintln!("nucleus: --timeout expired; stopping the workload");
+    shared.signal_workload(Signal::SIGTERM, false);
+    std::thread::sleep(TIMEOUT_GRACE);
+    if !shared.stopping.load(Ordering::SeqCst) {
+        let _ = kill(sandbox, Signal::SIGKILL);
+    }
+}
+
+/// Signals and window changes from `nucleus run`.
+fn relay_parent_messages(from_parent: OwnedFd, shared: Arc<Shared>) {
+    let mut pipe = File::from(from_parent);
+    let mut byte = [0u8; 1];
+    while matches!(pipe.read(&mut byte), Ok(1)) {
+        match byte[0] {
+            from_parent::SIGNAL => {
+                if pipe.read_exact(&mut byte).is_err() {
+                    return;
+                }
+                let Ok(signal) = Signal::try_from(i32::from(byte[0])) else { continue };
+                shared.forward(signal);
+            }
+            from_parent::WINDOW => {
+                if let Some(master) = shared.window.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    tty::copy_window_size(master);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Shared {
+    pub fn is_running(&self) -> bool {
+        self.started.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn event(&self, event: u8) {
+        use std::io::Write;
+        let _ = self.to_parent.lock().unwrap_or_else(|p| p.into_inner()).write_all(&[event]);
+    }
+
+    /// A signal `nucleus run` received: during boot, TERM-like ones abort
+    /// it; after, every one goes to the workload.
+    fn forward(&self, signal: Signal) {
+        if !self.started.load(Ordering::SeqCst) {
+            if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT) {
+                self.abort.store(signal as i32, Ordering::SeqCst);
+            }
+            return;
+        }
+        if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT) {
+            self.event(to_parent::STOPPING);
+        }
+        self.signal_workload(signal, false);
+    }
+
+    /// `runsc kill` of the workload's first process (or every process).
+    pub fn signal_workload(&self, signal: Signal, all: bool) {
+        let mut args = vec!["kill"];
+        if all {
+            args.push("--all");
+        }
+        let name = signal.as_str().trim_start_matches("SIG").to_string();
+        args.push(&self.plan.name);
+        args.push(&name);
+        if let Err(e) = self.control_call(&args) {
+            tracing::warn!("cannot send {signal} to the workload: {e}");
+        }
+    }
+
+    /// A bounded runsc control call; its stdout on success.
+    pub fn control_call(&self, args: &[&str]) -> Result<String> {
+        let mut cmd = self.runsc.control(args);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("NOTIFY_SOCKET");
+        let child =
+            cmd.spawn().map_err(|e| Error::runsc(format!("cannot start {}: {e}", self.runsc.binary.display())))?;
+        super::bounded_output(child, CONTROL_CALL_LIMIT, &args.join(" "))
+    }
+}
+
+/// Collects every child that has ended, without waiting for the others.
+fn reap_exited() {
+    use nix::sys::wait::WaitPidFlag;
+    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// From pid 1, `kill(-1)` reaches every other process of the namespace.
+fn kill_everything() {
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+}
+
+/// What a run leaves: runsc's own state and cgroups (`runsc delete`), any
+/// process still in the namespace, the mounts in the bundle, and the
+/// container's directory unless it is kept.
+fn clean_up(
+    launch: &LaunchPlan,
+    plan: &ContainerPlan,
+    shared: &Shared,
+    container: &Container,
+    record: &mut ContainerRecord,
+    code: i32,
+) {
+    // runsc waits for the sandbox's processes to be gone before it deletes
+    // the container and runs its poststop hooks: reap what has exited.
+    reap_exited();
+    if plan.layout.runsc_root().exists() {
+        if let Err(e) = shared.control_call(&["delete", "--force", &plan.layout.name]) {
+            tracing::warn!("{e}");
+        }
+    }
+    kill_everything();
+    while waitpid(Pid::from_raw(-1), None).is_ok() {}
+    if let StorePlan::View { view, .. } = &launch.store {
+        mounts::detach(view);
+    }
+    for staged in &plan.staged {
+        mounts::detach(&staged.target);
+    }
+    if let Some(dir) = &plan.secrets_dir {
+        mounts::detach(dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if plan.keep {
+        record.status = Status::Stopped;
+        record.exit_status.get_or_insert(code);
+        if let Err(e) = container.write_record(record) {
+            super::report(&e);
+        }
+    } else if let Err(e) = container.discard() {
+        super::report(&e);
+    }
+}

@@ -1,0 +1,106 @@
+//! The container record (`record.json`): what a container is, who
+//! supervises it, and how it ended. It is written first, atomically, when
+//! the name is reserved, so there is never a container without one.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The name is reserved and the sandbox is being prepared.
+    Creating,
+    /// The workload has started.
+    Running,
+    /// The workload has ended, or its supervisor is gone.
+    Stopped,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRecord {
+    pub id: String,
+    pub status: Status,
+    /// The `nucleus run` process; the container lives exactly as long.
+    pub supervisor_pid: u32,
+    /// Its start time in clock ticks since boot, so that a reused pid is
+    /// never mistaken for it.
+    pub supervisor_start: u64,
+    /// The sandbox's pid inside the container's own pid namespace.
+    pub sandbox_pid: Option<u32>,
+    pub bundle: PathBuf,
+    pub created: u64,
+    pub digest: String,
+    pub installable: Option<String>,
+    pub command: Vec<String>,
+    /// runsc's cgroups, released whenever the container is discarded.
+    pub cgroups_path: Option<String>,
+    pub keep: bool,
+    pub exit_status: Option<i32>,
+}
+
+impl ContainerRecord {
+    /// The status as it is now, not as last written: a record that says
+    /// creating or running but whose supervisor is gone is stopped.
+    pub fn current_status(&self) -> Status {
+        match self.status {
+            Status::Stopped => Status::Stopped,
+            live if process_alive(self.supervisor_pid, self.supervisor_start) => live,
+            _ => Status::Stopped,
+        }
+    }
+
+    /// Whether the supervisor died without recording how the workload ended.
+    pub fn died(&self) -> bool {
+        self.status != Status::Stopped && self.current_status() == Status::Stopped
+    }
+}
+
+pub fn now_seconds() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The start time (field 22 of /proc/PID/stat) of a live process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses; fields resume after
+    // the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+pub fn process_alive(pid: u32, start: u64) -> bool {
+    process_start_time(pid) == Some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_whose_supervisor_is_gone_is_stopped() {
+        let me = std::process::id();
+        let mut record = ContainerRecord {
+            id: "web".into(),
+            status: Status::Running,
+            supervisor_pid: me,
+            supervisor_start: process_start_time(me).unwrap(),
+            sandbox_pid: None,
+            bundle: "/s/web/bundle".into(),
+            created: now_seconds(),
+            digest: "sha256:x".into(),
+            installable: None,
+            command: vec!["/bin/true".into()],
+            cgroups_path: None,
+            keep: false,
+            exit_status: None,
+        };
+        assert_eq!(record.current_status(), Status::Running);
+        assert!(!record.died());
+        record.supervisor_start += 1; // as if the pid had been reused
+        assert_eq!(record.current_status(), Status::Stopped);
+        assert!(record.died());
+    }
+}
