@@ -5,6 +5,8 @@
   lib,
   rustPlatform,
   makeWrapper,
+  pkg-config,
+  openssl,
   gvisor,
 }:
 
@@ -34,7 +36,12 @@ rustPlatform.buildRustPackage {
 
   cargoLock.lockFile = ../Cargo.lock;
 
-  nativeBuildInputs = [ makeWrapper ];
+  # NAR hashing links libcrypto for its SHA-256, as Nix does.
+  nativeBuildInputs = [
+    makeWrapper
+    pkg-config
+  ];
+  buildInputs = [ openssl ];
 
   # Only the library's unit tests run in the build. The integration tests in
   # tests/*.rs are end-to-end: they need root, runsc, a Nix store and the

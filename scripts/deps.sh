@@ -13,6 +13,8 @@ NUCLEUS_APT_PACKAGES=(
   golang-github-opencontainers-specs-dev   # the OCI runtime-spec JSON schema
   python3-jsonschema                       # to validate config.json against it
   bc                                       # arithmetic in benches/startup.sh
+  libssl-dev pkg-config                    # build: NAR hashing uses libcrypto's SHA-256, as Nix does
+  time                                     # /usr/bin/time: peak memory in benches/hash.sh and verify.sh
 )
 
 nucleus_install_deps() {

@@ -1,0 +1,42 @@
+# A closure for benches/verify.sh: a small top-level path that refers to 64
+# store paths of 4 MiB of incompressible, deterministic bytes each. Needs no
+# nixpkgs: every builder is the host's static busybox, as for the test
+# closures.
+#
+#   nix-build --option sandbox true --option substituters '' benches/closure-64x4mb.nix
+{ busyboxFile ? /usr/bin/busybox, count ? 64 }:
+let
+  t = import ../tests/closures/lib.nix { inherit busyboxFile; };
+
+  # 32 MiB to cut the blobs from: a 4 MiB pool from a 32-bit LCG (top 24
+  # bits of each step), then eight rotations of it. Not in the closure.
+  pool = t.script "random-pool-32mb" ''
+    set -e
+    awk 'BEGIN { x = 12345; for (i = 0; i < 1398102; i++) { x = (x * 69069 + 1) % 4294967296; printf "%06x", int(x / 256) } }' \
+      | xxd -r -p | head -c 4194304 > pool
+    for r in 0 1 2 3 4 5 6 7; do
+      tail -c +$((r * 524287 + 1)) pool
+      head -c $((r * 524287)) pool
+    done > $out
+  '';
+
+  # Blob i: 16 pieces of 256 KiB from offsets an LCG seeded with i picks,
+  # so no two blobs share their bytes.
+  blob = i: t.script "random-4mb-${toString i}" ''
+    set -e
+    mkdir $out
+    awk -v seed=${toString i} 'BEGIN {
+      x = seed * 7919 + 1
+      for (k = 0; k < 16; k++) { x = (x * 69069 + 1) % 4294967296; print int(x / 256) % (33554432 - 262144) }
+    }' | while read off; do
+      dd if=${pool} bs=65536 skip="$off" count=262144 iflag=skip_bytes,count_bytes 2>/dev/null
+    done > $out/data
+  '';
+in
+t.script "closure-${toString count}x4mb" ''
+  set -e
+  mkdir $out
+  cat > $out/paths <<'PATHS'
+  ${builtins.concatStringsSep "\n" (map (i: "${blob i}") (builtins.genList (i: i) count))}
+  PATHS
+''
