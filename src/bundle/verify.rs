@@ -13,7 +13,7 @@ use super::{Bundle, SafeDir};
 use crate::nix::closure::Closure;
 use crate::nix::command::{nix, stdout_of, Deadline};
 use crate::nix::hash::NarHash;
-use crate::nix::nar::nar_sha256;
+use crate::nix::nar::nar_sha256_all;
 use crate::nix::store_path::STORE_DIR;
 use crate::nix::StorePath;
 use crate::Result;
@@ -49,7 +49,7 @@ pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
     }
     if deep {
         let paths: Vec<PathBuf> = recorded.iter().map(|(p, _)| p.as_path().to_path_buf()).collect();
-        for ((path, recorded_hash), actual) in recorded.iter().zip(hash_all(&paths)) {
+        for ((path, recorded_hash), actual) in recorded.iter().zip(nar_sha256_all(&paths)) {
             match actual {
                 Ok(bytes) if NarHash(bytes) == *recorded_hash => {}
                 Ok(bytes) => {
@@ -60,33 +60,6 @@ pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
         }
     }
     Ok(differences)
-}
-
-/// NAR hashes of `paths`, in order, spread over the machine's cores.
-fn hash_all(paths: &[PathBuf]) -> Vec<Result<[u8; 32]>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(paths.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<[u8; 32]>>> = (0..paths.len()).map(|_| None).collect();
-    let slots = std::sync::Mutex::new(&mut results);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(path) = paths.get(i) else { break };
-                let hashed = nar_sha256(path);
-                if let Ok(mut slots) = slots.lock() {
-                    slots[i] = Some(hashed);
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .zip(paths)
-        .map(|(r, p)| {
-            r.unwrap_or_else(|| Err(crate::Error::io("was not hashed", p, std::io::Error::other("worker failed"))))
-        })
-        .collect()
 }
 
 /// The root filesystem must be a real directory holding exactly the
@@ -260,17 +233,4 @@ mod tests {
         assert_eq!(expected.len(), 8);
     }
 
-    #[test]
-    fn hashes_every_path_in_order_and_reports_each_failure() {
-        let tmp = tempfile::tempdir().unwrap();
-        let paths: Vec<PathBuf> = (0..5).map(|i| tmp.path().join(format!("f{i}"))).collect();
-        for (i, p) in paths.iter().enumerate().skip(1) {
-            std::fs::write(p, vec![i as u8; i * 1000]).unwrap();
-        }
-        let hashed = hash_all(&paths);
-        assert!(hashed[0].is_err(), "f0 does not exist");
-        for (p, h) in paths.iter().zip(&hashed).skip(1) {
-            assert_eq!(h.as_ref().unwrap(), &nar_sha256(p).unwrap());
-        }
-    }
 }
