@@ -11,11 +11,11 @@
   # A NixOS module setting services.nucleus.
   configuration,
   lib ? import ./stand-in/lib.nix,
-  # The nucleus binary to use as services.nucleus.package, with the
-  # libraries it needs (see host-program.nix); without it, a store path that
-  # is never built stands in.
+  # The nucleus binary to use as services.nucleus.package, and the libraries
+  # it needs as JSON (see host-program.nix); without it, a store path that is
+  # never built stands in.
   nucleusProgram ? null,
-  nucleusLibraries ? "{}",
+  nucleusLibrariesJson ? "{}",
 }:
 let
   pkgs = import ./stand-in/pkgs.nix { inherit busyboxFile lib; };
@@ -28,7 +28,7 @@ let
         inherit busyboxFile;
         name = "nucleus";
         program = nucleusProgram;
-        libraries = builtins.fromJSON nucleusLibraries;
+        libraries = builtins.fromJSON nucleusLibrariesJson;
       };
 
   system = lib.evalModules {

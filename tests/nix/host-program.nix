@@ -27,6 +27,7 @@ let
   programInStore = hostFile program;
 in
 script "host-program-${name}" ''
+  set -e
   mkdir -p $out/bin $out/lib
   ${toString (
     map (soname: "cp ${hostFile libraries.${soname}} $out/lib/${soname}\n") (builtins.attrNames libraries)

@@ -4,18 +4,20 @@
 # is not sandboxed after all.
 {
   busyboxFile ? /usr/bin/busybox,
-  # The unit-test program and its libraries, as host-program.nix takes them.
+  # The unit-test program, and its libraries as JSON (see host-program.nix).
   program,
-  libraries,
+  librariesJson,
 }:
 let
   closures = import ../closures/lib.nix { inherit busyboxFile; };
   unitTests = import ./host-program.nix {
-    inherit busyboxFile program libraries;
+    inherit busyboxFile program;
     name = "nucleus-unit-tests";
+    libraries = builtins.fromJSON librariesJson;
   };
 in
 closures.script "nucleus-unit-tests-in-sandbox" ''
+  set -e
   for host in /usr /etc/hostname /lib64 /run; do
     if [ -e "$host" ]; then
       echo "$host exists: this build is not sandboxed" >&2
