@@ -138,8 +138,9 @@
             "KillSignal=SIGTERM"
             "RuntimeDirectory=nucleus-demo"
             "RuntimeDirectoryPreserve=yes"
-            "After=network-online.target"
+            "After=network-online.target nucleus-database.service"
             "Wants=network-online.target"
+            "Requires=nucleus-database.service"
             "ExecStart=${demo.ExecStart}"
           ];
           expectedExecStartParts = [
@@ -175,8 +176,9 @@
               throw "nix/lib.nix tests failed: ${builtins.toJSON results.failures}";
 
           # The NixOS module evaluated with lib.nixosSystem: the good
-          # configuration raises no assertion and yields the expected unit;
-          # the bad one raises every expected assertion.
+          # configuration raises no assertion, yields the expected unit, and
+          # nucleus check-args accepts its containers' arguments; the bad
+          # one raises every expected assertion.
           module-eval =
             if goodFailures != [ ] then
               throw "module-config.nix raised: ${lib.concatStringsSep "; " goodFailures}"
@@ -186,8 +188,8 @@
               throw "ExecStart of nucleus-demo lacks: ${lib.concatStringsSep " | " missingParts}"
             else if units ? "nucleus-off.service" then
               throw "a disabled container produced a unit"
-            else if !(units ? "nucleus-minimal.service") then
-              throw "the container with default options produced no unit"
+            else if !(units ? "nucleus-minimal.service" && units ? "nucleus-database.service") then
+              throw "an enabled container produced no unit"
             else
               pkgs.runCommand "nucleus-module-eval"
                 {
