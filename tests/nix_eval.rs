@@ -273,8 +273,25 @@ fn mk_run_args_refuses_what_is_not_an_argument_list() {
 #[test]
 fn systemd_quoting_reads_back_as_the_same_words() {
     let mut cases: Vec<String> = [
-        "plain", "two words", "%h", "100%", "$HOME", "${HOME}", "$$", "say \"hi\"", "back\\slash", "trailing\\",
-        "'single' quotes", ";", "", "%%$$\\\"", "a\nb", "tab\there", "cr\rlf", "ünïcødé ✓", "\u{7f}",
+        "plain",
+        "two words",
+        "%h",
+        "100%",
+        "$HOME",
+        "${HOME}",
+        "$$",
+        "say \"hi\"",
+        "back\\slash",
+        "trailing\\",
+        "'single' quotes",
+        ";",
+        "",
+        "%%$$\\\"",
+        "a\nb",
+        "tab\there",
+        "cr\rlf",
+        "ünïcødé ✓",
+        "\u{7f}",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -286,7 +303,7 @@ fn systemd_quoting_reads_back_as_the_same_words() {
     for (quoted, input) in strings(&got).iter().zip(&cases) {
         assert!(quoted.starts_with('"') && quoted.ends_with('"'), "{quoted}");
         assert!(!quoted.chars().any(|c| c < ' '), "a raw control character in {quoted:?}");
-        assert_eq!(systemd_words(quoted, &[]), [input.clone()], "systemd reads {quoted} back");
+        assert_eq!(systemd_words(quoted, &[]), std::slice::from_ref(input), "systemd reads {quoted} back");
     }
     // nixpkgs' formula exactly: JSON, then % and $ doubled.
     assert_eq!(eval(r#"lib.escapeSystemdExecArg "50% of $X \"q\"""#), json!(r#""50%% of $$X \"q\"""#));
@@ -349,13 +366,53 @@ fn module_renders_the_expected_units() {
     assert_eq!(words[0], exe);
     let store_file = |w: &str, suffix: &str| w.starts_with("/nix/store/") && w.ends_with(suffix);
     let expected: Vec<&str> = vec![
-        "run", "--name", "demo", "--hostname", "demo", "--env-file", "/run/secrets/demo.env", "-e", "ANSWER=42",
-        "-e", "GREETING=hi %h", "-p", "127.0.0.1:8080:80", "--ready-tcp", "80", "-v", "/srv/demo:/data:rw", "--tmpfs",
-        "/cache:64M", "--secret", "/var/lib/secrets/demo-key:/run/secrets/key", "--secret",
-        "/run/credentials/nucleus-demo.service/token:/run/secrets/token", "--user", "1000:1000", "-w", "/data",
-        "--memory", "128M", "--cpus", "0.5", "--pids", "64", "--seccomp-profile", "<store>-nucleus-demo-seccomp.json",
-        "--seccomp-profile-sha256", "<sha256>", "--hooks", "<store>-nucleus-demo-hooks.json", "--timeout", "3600",
-        "--verbose", "<store>-nucleus-rootfs", "--", "/bin/sh", "-c", "echo \"$HOME\" is 100% \\ here\u{7}",
+        "run",
+        "--name",
+        "demo",
+        "--hostname",
+        "demo",
+        "--env-file",
+        "/run/secrets/demo.env",
+        "-e",
+        "ANSWER=42",
+        "-e",
+        "GREETING=hi %h",
+        "-p",
+        "127.0.0.1:8080:80",
+        "--ready-tcp",
+        "80",
+        "-v",
+        "/srv/demo:/data:rw",
+        "--tmpfs",
+        "/cache:64M",
+        "--secret",
+        "/var/lib/secrets/demo-key:/run/secrets/key",
+        "--secret",
+        "/run/credentials/nucleus-demo.service/token:/run/secrets/token",
+        "--user",
+        "1000:1000",
+        "-w",
+        "/data",
+        "--memory",
+        "128M",
+        "--cpus",
+        "0.5",
+        "--pids",
+        "64",
+        "--seccomp-profile",
+        "<store>-nucleus-demo-seccomp.json",
+        "--seccomp-profile-sha256",
+        "<sha256>",
+        "--hooks",
+        "<store>-nucleus-demo-hooks.json",
+        "--timeout",
+        "3600",
+        "--verbose",
+        "<store>-nucleus-rootfs",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo \"$HOME\" is 100% \\ here\u{7}",
     ];
     assert_eq!(words.len() - 1, expected.len(), "{words:#?}");
     for (got, want) in words[1..].iter().zip(&expected) {
@@ -376,7 +433,14 @@ fn module_renders_the_expected_units() {
     let minimal = exec_start_words(unit(&summary, "nucleus-minimal.service"), "nucleus-minimal.service");
     assert_eq!(minimal.len(), 5, "{minimal:?}");
     assert!(!minimal.contains(&"--".to_string()), "{minimal:?}");
-    assert_eq!(summary["checks"], json!(["nucleus-check-args-nucleus-database", "nucleus-check-args-nucleus-demo", "nucleus-check-args-nucleus-minimal"]));
+    assert_eq!(
+        summary["checks"],
+        json!([
+            "nucleus-check-args-nucleus-database",
+            "nucleus-check-args-nucleus-demo",
+            "nucleus-check-args-nucleus-minimal"
+        ])
+    );
 }
 
 #[test]
@@ -526,7 +590,13 @@ fn dry_run(work: &Path, run_args: &[String]) -> Value {
             .env("XDG_CACHE_HOME", work.join(".cache")),
     );
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "nucleus run --dry-run {:?} failed with {}:\n{}\n{stdout}", &run_args[1..], out.status, stderr(&out));
+    assert!(
+        out.status.success(),
+        "nucleus run --dry-run {:?} failed with {}:\n{}\n{stdout}",
+        &run_args[1..],
+        out.status,
+        stderr(&out)
+    );
     let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not one JSON document ({e}): {stdout}"));
     let digest = doc["digest"].as_str().unwrap_or_else(|| panic!("no digest in {doc:#}"));
     let hex = digest.strip_prefix("sha256:").unwrap_or_else(|| panic!("digest is not sha256:<hex>: {digest:?}"));
@@ -626,7 +696,12 @@ fn dry_run_takes_hooks_and_a_pinned_seccomp_profile() {
           seccompProfileSha256 = args.sha;
           command = [ "/bin/hello" ];
         }"#,
-        &[("hello", &hello), ("hooks", &hooks.display().to_string()), ("profile", &profile.display().to_string()), ("sha", &sha)],
+        &[
+            ("hello", &hello),
+            ("hooks", &hooks.display().to_string()),
+            ("profile", &profile.display().to_string()),
+            ("sha", &sha),
+        ],
     ));
     let config = dry_run(w, &args)["config"].clone();
     assert_eq!(config["hooks"]["poststop"][0]["path"], hook.as_str(), "{:#}", config["hooks"]);

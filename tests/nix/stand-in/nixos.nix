@@ -204,7 +204,8 @@ in
       type = types.attrsOf (types.submodule serviceOptions);
       default = { };
     };
-    # What NixOS writes: systemd.units."NAME.service".text.
+    # What NixOS writes: systemd.units."NAME.service".text, and .unit, a
+    # directory holding the unit file.
     systemd.units = mkOption {
       type = types.attrsOf types.unspecified;
       default = { };
@@ -212,6 +213,13 @@ in
   };
 
   config.systemd.units = lib.mapAttrs' (
-    name: service: lib.nameValuePair "${name}.service" { text = serviceText service; }
+    name: service:
+    lib.nameValuePair "${name}.service" rec {
+      text = serviceText service;
+      unit = pkgs.runCommand "unit-${name}.service" {
+        inherit text;
+        passAsFile = [ "text" ];
+      } ''mkdir -p $out && cp "$textPath" "$out/${name}.service"'';
+    }
   ) config.systemd.services;
 }

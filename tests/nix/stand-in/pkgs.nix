@@ -7,11 +7,12 @@
 {
   busyboxFile ? /usr/bin/busybox,
   lib ? import ./lib.nix,
+  # The platform the package set is for (its builds run on this machine's).
+  system ? builtins.currentSystem,
 }:
 let
   closures = import ../../closures/lib.nix { inherit busyboxFile; };
   inherit (closures) busybox;
-  system = builtins.currentSystem;
   platform = {
     inherit system;
     canExecute = other: other.system == system;
@@ -25,7 +26,8 @@ let
         "passthru"
       ]
       // {
-        inherit name system;
+        inherit name;
+        system = builtins.currentSystem;
         builder = "${busybox}/bin/sh";
         PATH = "${busybox}/bin";
         args = [
@@ -52,7 +54,32 @@ in
   # Only named in PATH by the units; never run.
   nix = runCommand "nix" { } "mkdir -p $out/bin";
 
-  callPackage = _: _: throw "the stand-in nixpkgs cannot build nucleus: set services.nucleus.package";
+  # Only what nix/package.nix takes, and nothing it builds: the flake's
+  # outputs evaluate, but the stand-in cannot compile nucleus.
+  callPackage =
+    file: overrides:
+    let
+      f = import file;
+      pkgs = import ./pkgs.nix { inherit busyboxFile lib system; };
+    in
+    f (builtins.intersectAttrs (builtins.functionArgs f) pkgs // overrides);
+  rustPlatform = {
+    buildRustPackage =
+      attrs:
+      runCommand "${attrs.pname}-${attrs.version}" { inherit (attrs) src; } "exit 1"
+      // {
+        meta = attrs.meta or { };
+      };
+    rustLibSrc = runCommand "rust-lib-src" { } "exit 1";
+  };
+  makeWrapper = runCommand "make-wrapper" { } "exit 1";
+  gvisor = runCommand "gvisor" { } "exit 1";
+  mkShell = _: runCommand "shell" { } "exit 1";
+  nixfmt-tree = runCommand "nixfmt-tree" { } "exit 1";
+  cargo = runCommand "cargo" { } "exit 1";
+  rustc = runCommand "rustc" { } "exit 1";
+  clippy = runCommand "clippy" { } "exit 1";
+  rustfmt = runCommand "rustfmt" { } "exit 1";
 
   writeText =
     name: text:
