@@ -2,19 +2,22 @@
 # few functions flake.nix and nix/package.nix use besides, with
 # `nixosSystem` evaluating ./nixos.nix) and `legacyPackages` (./pkgs.nix).
 # tests/nix_flake.rs puts it behind a flake.nix and runs the real
-# `nix flake check` on nucleus's flake with it, which builds nothing.
+# `nix flake check` on nucleus's flake with it, which builds nothing. Give
+# `baseLib = import <nixpkgs/lib>` to use nixpkgs' own lib instead (the
+# functions below are then nixpkgs' own where it has them).
 {
   busyboxFile ? /usr/bin/busybox,
+  baseLib ? import ./lib.nix,
 }:
 let
-  standIn = import ./lib.nix;
   systems = [
     "x86_64-linux"
     "aarch64-linux"
   ];
 
-  lib = standIn // {
-    genAttrs = names: f: builtins.listToAttrs (map (n: standIn.nameValuePair n (f n)) names);
+  # What flake.nix and nix/package.nix use besides.
+  extras = {
+    genAttrs = names: f: builtins.listToAttrs (map (n: baseLib.nameValuePair n (f n)) names);
     hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
     hasInfix =
       infix: s:
@@ -43,20 +46,25 @@ let
         inherit filter name;
       };
     licenses.asl20.shortName = "asl20";
+  };
 
+  lib =
+    extras
+    // baseLib
+    // {
     # NixOS: the stand-in's options, and the few a system needs anyway.
     nixosSystem =
       { modules }:
       let
-        system = standIn.evalModules {
+        system = baseLib.evalModules {
           modules = [
             ./nixos.nix
             {
               options = {
-                nixpkgs.hostPlatform = standIn.mkOption { type = standIn.types.str; };
-                boot.loader.grub.enable = standIn.mkOption { type = standIn.types.bool; };
-                fileSystems = standIn.mkOption { type = standIn.types.attrsOf standIn.types.anything; };
-                system.stateVersion = standIn.mkOption { type = standIn.types.str; };
+                nixpkgs.hostPlatform = baseLib.mkOption { type = baseLib.types.str; };
+                boot.loader.grub.enable = baseLib.mkOption { type = baseLib.types.bool; };
+                fileSystems = baseLib.mkOption { type = baseLib.types.attrsOf baseLib.types.anything; };
+                system.stateVersion = baseLib.mkOption { type = baseLib.types.str; };
               };
             }
           ]
