@@ -57,8 +57,9 @@
         }
       );
 
-      # An attribute set rather than the path itself: `nix flake check`
-      # before Nix 2.13 accepts only a function or an attribute set here.
+      # An attribute set rather than the path itself: the `nix flake check`
+      # of older Nix (2.8 among them) accepts only a function or an
+      # attribute set here.
       nixosModules = {
         nucleus = {
           imports = [ ./nix/module.nix ];

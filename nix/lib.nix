@@ -231,10 +231,10 @@ let
 
   # ---------------------------------------------------------------------
   # The NixOS module's per-container logic, kept here to be tested without
-  # nixpkgs. `container` is a container's option set, with `hooks` and
-  # `seccompProfile` already turned into files.
+  # nixpkgs. `container` is a container's option set.
 
-  # The mkRunArgs fields of a container.
+  # The mkRunArgs fields of a container (its `hooks` and `seccompProfile`
+  # already turned into files), credentials as `--secret %d/…`.
   containerRunArgs =
     container:
     builtins.intersectAttrs (builtins.listToAttrs (

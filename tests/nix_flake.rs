@@ -3,9 +3,9 @@
 //! copy of the repository, its nixpkgs input replaced by a stand-in flake
 //! (tests/nix/stand-in/nixpkgs-flake.nix: the stand-in lib, NixOS and
 //! package set). That evaluates every output for both systems with Nix's own
-//! checks of the flake schema (a NixOS module given as a path, for
-//! instance, is refused before Nix 2.13), and the flake's checks: the
-//! library tests and the module evaluated with `nixosSystem`.
+//! checks of the flake schema (Nix 2.8 refuses a NixOS module given as a
+//! path, for instance), and the flake's checks: the library tests and the
+//! module evaluated with `nixosSystem`.
 
 use std::fs;
 use std::path::Path;
