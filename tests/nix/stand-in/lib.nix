@@ -7,7 +7,7 @@
 #     one tree; a definition of an undeclared option is an error.
 #   - Definitions: mkIf (conditions evaluated only where an option is
 #     merged, and pushed into attribute sets first, so a condition may depend
-#     on `config`), mkMerge, mkOverride / mkDefault / mkOptionDefault (the
+#     on `config`), mkMerge, mkOverride / mkOptionDefault (the
 #     numerically lowest priority wins; an option's default is
 #     mkOptionDefault).
 #   - Types check every definition and merge as nixpkgs' do: equal values
@@ -50,7 +50,9 @@ let
   # Attribute sets, lists and strings.
 
   nameValuePair = name: value: { inherit name value; };
-  filterAttrs = pred: set: listToAttrs (concatMap (n: if pred n set.${n} then [ (nameValuePair n set.${n}) ] else [ ]) (attrNames set));
+  filterAttrs =
+    pred: set:
+    listToAttrs (concatMap (n: if pred n set.${n} then [ (nameValuePair n set.${n}) ] else [ ]) (attrNames set));
   mapAttrsToList = f: set: map (n: f n set.${n}) (attrNames set);
   mapAttrs' = f: set: listToAttrs (mapAttrsToList f set);
   optional = cond: x: if cond then [ x ] else [ ];
@@ -123,9 +125,7 @@ let
     _type = "override";
     inherit priority content;
   };
-  mkDefault = mkOverride 1000;
   mkOptionDefault = mkOverride 1500;
-  mkForce = mkOverride 50;
   defaultPriority = 100;
 
   showOption = concatMapStringsSep "." (
@@ -254,17 +254,10 @@ let
     };
   intBetween = low: high: scalar "integer between ${toString low} and ${toString high}" (x: isInt x && x >= low && x <= high);
 
-  # A list's or an attribute set's elements, each merged by the element type.
-  mergeElements = loc: type: defs: mergeDefinitions loc type defs;
-
   types = rec {
     # The type, refusing what `extraCheck` refuses as well.
     addCheck = type: extraCheck: type // { check = x: type.check x && extraCheck x; };
     unspecified = mkOptionType { name = "unspecified"; };
-    raw = mkOptionType {
-      name = "raw";
-      merge = mergeOneOption;
-    };
     bool = scalar "boolean" isBool;
     int = scalar "signed integer" isInt;
     float = scalar "floating point number" isFloat;
@@ -357,7 +350,7 @@ let
                 builtins.genList (
                   m:
                   let
-                    merged = mergeElements (loc ++ [
+                    merged = mergeDefinitions (loc ++ [
                       "[definition ${toString (n + 1)}-entry ${toString (m + 1)}]"
                     ]) elemType [
                       {
@@ -395,7 +388,7 @@ let
             merged = map (
               n:
               nameValuePair n (
-                mergeElements (loc ++ [ n ]) elemType (
+                mergeDefinitions (loc ++ [ n ]) elemType (
                   concatMap (
                     d:
                     optional (d.value ? ${n}) {
@@ -573,9 +566,7 @@ let
       mkIf
       mkMerge
       mkOverride
-      mkDefault
       mkOptionDefault
-      mkForce
       mkOptionType
       mergeEqualOption
       mergeOneOption
