@@ -14,11 +14,28 @@
 
       forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
-      # Plain Nix (builtins only): mkRunArgs, mkRootfs, the systemd quoting.
+      # Plain Nix (builtins only): mkRunArgs, the systemd quoting, the
+      # module's per-container logic; and mkRootfs and the test runner,
+      # which take `pkgs`.
       nucleusLib = import ./nix/lib.nix;
+
+      # The test runner with this flake's defaults: nixpkgs and nucleus for
+      # the system the tests are built for.
+      withFlakeDefaults =
+        f: args:
+        f (
+          {
+            pkgs = nixpkgs.legacyPackages.${args.tests.system};
+            nucleus = self.packages.${args.tests.system}.nucleus;
+          }
+          // args
+        );
     in
     {
-      lib = nucleusLib;
+      lib = nucleusLib // {
+        mkTestRunner = withFlakeDefaults nucleusLib.mkTestRunner;
+        mkTestRun = withFlakeDefaults nucleusLib.mkTestRun;
+      };
 
       packages = forAllSystems (pkgs: {
         nucleus = pkgs.callPackage ./nix/package.nix { };
@@ -40,8 +57,13 @@
         }
       );
 
+      # An attribute set rather than the path itself: the `nix flake check`
+      # of older Nix (2.8 among them) accepts only a function or an
+      # attribute set here.
       nixosModules = {
-        nucleus = ./nix/module.nix;
+        nucleus = {
+          imports = [ ./nix/module.nix ];
+        };
         default = self.nixosModules.nucleus;
       };
 
@@ -55,13 +77,23 @@
           inherit (pkgs) lib;
           system = pkgs.stdenv.hostPlatform.system;
 
+          # The least a NixOS system needs to evaluate, around a test
+          # configuration of services.nucleus.
           evalSystem =
             config:
             nixpkgs.lib.nixosSystem {
               modules = [
                 self.nixosModules.default
                 config
-                { nixpkgs.hostPlatform = system; }
+                {
+                  nixpkgs.hostPlatform = system;
+                  boot.loader.grub.enable = false;
+                  fileSystems."/" = {
+                    device = "none";
+                    fsType = "tmpfs";
+                  };
+                  system.stateVersion = "25.11";
+                }
               ];
             };
 
@@ -81,19 +113,9 @@
           goodFailures = nucleusFailures good;
           badFailures = nucleusFailures bad;
 
-          # Each mistake in module-bad-config.nix, by the words of its message.
-          expectedBad = [
-            "containers.bad: name: '-bad' must match"
-            "containers.bad: command: give the program to run"
-            "containers.bad: pids: 10 is below 50"
-            "containers.bad: memory: 'lots' is not a size"
-            "containers.bad: volumes: 'relative/dir:/data': the source 'relative/dir' must be an absolute host path"
-            "containers.bad: volumes: '/srv/x:data': 'data' is not an absolute path"
-            "the source is in the Nix store"
-            "refers to a store path"
-            "containers.bad: seccompProfileSha256: 'abc' is not 64 hex digits"
-            "containers.bad: seccompProfileSha256 is set but seccompProfile is not"
-          ];
+          # What Nix alone refuses in module-bad-config.nix, by the words of
+          # each message (expected-problems.nix, shared with tests/nix_eval.rs).
+          expectedBad = import ./tests/nix/expected-problems.nix;
           missingBad = builtins.filter (
             want: !(builtins.any (msg: lib.hasInfix want msg) badFailures)
           ) expectedBad;
@@ -104,28 +126,35 @@
           exe = "${package}/bin/nucleus";
 
           # Lines the generated unit file must contain, verbatim. The
-          # command and environment hold %, $, quotes and a backslash, which
-          # must reach nucleus as written.
+          # command and environment hold %, $, quotes, a backslash and a
+          # control character, which must reach nucleus as written; the
+          # credential's %d must reach systemd as a specifier.
           expectedUnitLines = [
+            "Type=notify"
             ''ExecStartPre=-"${exe}" "delete" "--force" "demo"''
             ''ExecStopPost=-"${exe}" "delete" "--force" "demo"''
+            "LoadCredential=token:/var/lib/secrets/demo-token"
             "Restart=on-failure"
             "KillMode=mixed"
             "KillSignal=SIGTERM"
             "RuntimeDirectory=nucleus-demo"
             "RuntimeDirectoryPreserve=yes"
+            "After=network-online.target nucleus-database.service"
+            "Wants=network-online.target"
+            "Requires=nucleus-database.service"
             "ExecStart=${demo.ExecStart}"
           ];
           expectedExecStartParts = [
             ''"${exe}" "run" "--name" "demo" "--hostname" "demo"''
-            ''"-e" "ANSWER=42" "-e" "GREETING=hi %%h"''
+            ''"--env-file" "/run/secrets/demo.env" "-e" "ANSWER=42" "-e" "GREETING=hi %%h"''
+            ''"-p" "127.0.0.1:8080:80" "--ready-tcp" "80"''
             ''"-v" "/srv/demo:/data:rw" "--tmpfs" "/cache:64M"''
-            ''"--secret" "/var/lib/secrets/demo-token:/run/secrets/token"''
+            ''"--secret" "/var/lib/secrets/demo-key:/run/secrets/key" "--secret" "%d/token:/run/secrets/token"''
             ''"--user" "1000:1000" "-w" "/data" "--memory" "128M" "--cpus" "0.5" "--pids" "64"''
             ''"--seccomp-profile-sha256" "''
             ''"--hooks" "''
-            ''"--network" "none" "--timeout" "3600"''
-            ''"--" "/bin/sh" "-c" "echo \"$$HOME\" is 100%% \\ here"''
+            ''"--timeout" "3600" "--verbose"''
+            ''"--" "/bin/sh" "-c" "echo \"$$HOME\" is 100%% \\ here\u0007"''
           ];
           # (A regular expression may not carry store paths' context.)
           missingParts = builtins.filter (
@@ -148,8 +177,9 @@
               throw "nix/lib.nix tests failed: ${builtins.toJSON results.failures}";
 
           # The NixOS module evaluated with lib.nixosSystem: the good
-          # configuration raises no assertion and yields the expected unit;
-          # the bad one raises every expected assertion.
+          # configuration raises no assertion, yields the expected unit, and
+          # nucleus check-args accepts its containers' arguments; the bad
+          # one raises every expected assertion.
           module-eval =
             if goodFailures != [ ] then
               throw "module-config.nix raised: ${lib.concatStringsSep "; " goodFailures}"
@@ -159,13 +189,15 @@
               throw "ExecStart of nucleus-demo lacks: ${lib.concatStringsSep " | " missingParts}"
             else if units ? "nucleus-off.service" then
               throw "a disabled container produced a unit"
-            else if !(units ? "nucleus-minimal.service") then
-              throw "the container with default options produced no unit"
+            else if !(units ? "nucleus-minimal.service" && units ? "nucleus-database.service") then
+              throw "an enabled container produced no unit"
             else
               pkgs.runCommand "nucleus-module-eval"
                 {
                   expected = lib.concatStringsSep "\n" expectedUnitLines + "\n";
                   passAsFile = [ "expected" ];
+                  # `nucleus check-args` accepts every container's arguments.
+                  argumentChecks = good.config.system.checks;
                 }
                 ''
                   unit=${units."nucleus-demo.service".unit}/nucleus-demo.service

@@ -14,6 +14,7 @@ let
     outPath = store;
   };
   nucleusPkg = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-nucleus-0.1.0";
+  hook = "/nix/store/cccccccccccccccccccccccccccccccc-hook/bin/hook";
 
   # Every field mkRunArgs knows, set to null.
   allNull = builtins.listToAttrs (
@@ -26,29 +27,51 @@ let
   # What the NixOS module passes for a container left at its defaults.
   moduleDefaults = {
     enable = true;
+    autoStart = true;
     name = "web";
+    serviceName = "nucleus-web";
     closure = fakeDrv;
-    command = [ "/bin/app" ];
+    command = null;
     environment = { };
+    environmentFiles = [ ];
+    ports = [ ];
+    readyTcpPort = null;
     volumes = [ ];
     tmpfs = [ ];
     secrets = [ ];
+    credentials = { };
     hostname = null;
     user = null;
     workdir = null;
     memory = null;
     cpus = null;
     pids = null;
-    network = "none";
+    network = null;
     platform = null;
     seccompProfile = null;
     seccompProfileSha256 = null;
     hooks = null;
     timeout = null;
-    extraArgs = [ ];
+    dependsOn = [ ];
+    extraOptions = [ ];
   };
 
+  problems =
+    container:
+    l.containerProblems {
+      container = moduleDefaults // container;
+      enabledContainers = [
+        "web"
+        "db"
+      ];
+    };
+
+  # Each message's leading word: which field it is about.
+  fieldsOf = map (m: builtins.head (builtins.match "([A-Za-z0-9]+).*" m));
+
   throws = v: !(builtins.tryEval (builtins.deepSeq v v)).success;
+
+  bell = builtins.fromJSON ''"\u0007"'';
 
   tests = {
     empty = {
@@ -75,6 +98,15 @@ let
       ];
     };
 
+    # Without a command, the installable's main program runs: no "--".
+    noCommandRunsTheMainProgram = {
+      expr = l.mkRunArgs { closure = fakeDrv; };
+      expected = [
+        "run"
+        store
+      ];
+    };
+
     nullFieldsEmitNothing = {
       expr = l.mkRunArgs (
         allNull
@@ -91,13 +123,23 @@ let
       ];
     };
 
-    emptyCollectionsEmitNothing = {
+    emptyCollectionsAndFalseSwitchesEmitNothing = {
       expr = l.mkRunArgs {
         environment = { };
+        environmentFiles = [ ];
+        ports = [ ];
         volumes = [ ];
         tmpfs = [ ];
         secrets = [ ];
-        extraArgs = [ ];
+        groupAdd = [ ];
+        arg = { };
+        argstr = { };
+        extraOptions = [ ];
+        rootless = false;
+        tty = false;
+        interactive = false;
+        keep = false;
+        replace = false;
       };
       expected = [ "run" ];
     };
@@ -126,7 +168,17 @@ let
 
     everyFlagInOrder = {
       expr = l.mkRunArgs {
+        argstr.greeting = "hi";
+        arg.n = "3";
+        attr = "tests";
+        replace = true;
+        keep = true;
+        interactive = true;
+        tty = true;
+        runsc = "/usr/bin/runsc";
+        bootTimeout = 60;
         timeout = 30;
+        rootless = true;
         platform = "ptrace";
         network = "sandbox";
         hooks = "/etc/nucleus/hooks.json";
@@ -136,7 +188,9 @@ let
         cpus = 2;
         memory = "1G";
         workdir = "/work";
+        groupAdd = [ 10 ];
         user = 1000;
+        context = "/srv/ctx";
         secrets = [ "/var/lib/s/token:/run/secrets/token" ];
         tmpfs = [
           "/tmp2"
@@ -146,11 +200,14 @@ let
           "/srv/a:/a"
           "/srv/b:/b:rw"
         ];
+        readyTcpPort = 8080;
+        ports = [ "127.0.0.1:8080:8080" ];
         environment.K = "V";
+        environmentFiles = [ "/run/app.env" ];
         hostname = "box";
         name = "web-1";
         closure = fakeDrv;
-        extraArgs = [ "--keep" ];
+        extraOptions = [ "--verbose" ];
         command = [ "/bin/app" ];
       };
       expected = [
@@ -159,8 +216,14 @@ let
         "web-1"
         "--hostname"
         "box"
+        "--env-file"
+        "/run/app.env"
         "-e"
         "K=V"
+        "-p"
+        "127.0.0.1:8080:8080"
+        "--ready-tcp"
+        "8080"
         "-v"
         "/srv/a:/a"
         "-v"
@@ -171,8 +234,12 @@ let
         "/cache:64M"
         "--secret"
         "/var/lib/s/token:/run/secrets/token"
+        "--context"
+        "/srv/ctx"
         "--user"
         "1000"
+        "--group-add"
+        "10"
         "-w"
         "/work"
         "--memory"
@@ -191,9 +258,26 @@ let
         "sandbox"
         "--platform"
         "ptrace"
+        "--rootless"
         "--timeout"
         "30"
+        "--boot-timeout"
+        "60"
+        "--runsc"
+        "/usr/bin/runsc"
+        "--tty"
+        "--interactive"
         "--keep"
+        "--replace"
+        "-A"
+        "tests"
+        "--arg"
+        "n"
+        "3"
+        "--argstr"
+        "greeting"
+        "hi"
+        "--verbose"
         store
         "--"
         "/bin/app"
@@ -206,7 +290,9 @@ let
         1.25
         2.0
         0.1
+        0.01
         1.0004
+        0.0625
         "0.75"
       ];
       expected = [
@@ -214,7 +300,9 @@ let
         "1.25"
         "2"
         "0.1"
+        "0.01"
         "1"
+        "0.063"
         "0.75"
       ];
     };
@@ -229,13 +317,9 @@ let
       ];
     };
 
-    commandWithoutClosureIsHostMode = {
-      expr = l.mkRunArgs { command = [ "/bin/true" ]; };
-      expected = [
-        "run"
-        "--"
-        "/bin/true"
-      ];
+    emptyCommandThrows = {
+      expr = throws (l.mkRunArgs { command = [ ]; });
+      expected = true;
     };
 
     unknownFieldThrows = {
@@ -268,9 +352,9 @@ let
       expected = ''"say \"hi\" \\ C:\\dir\\"'';
     };
 
-    escapeNewlineAndTab = {
-      expr = l.escapeSystemdExecArg "a\nb\tc";
-      expected = ''"a\nb\tc"'';
+    escapeControlCharacters = {
+      expr = l.escapeSystemdExecArg "a\nb\tc${bell}d";
+      expected = ''"a\nb\tc\u0007d"'';
     };
 
     escapeEmptyAndSemicolon = {
@@ -282,232 +366,138 @@ let
       expected = ''"" ";" "'single'"'';
     };
 
-    execCommands = {
-      expr = l.mkExecCommands {
+    # The credentials directory is the one specifier a unit's command holds.
+    credentialSecret = {
+      expr =
+        let
+          word = l.credentialSecret "nucleus-web" "token";
+        in
+        [
+          (l.escapeSystemdExecArg word)
+          (l.expandSystemdWord word)
+        ];
+      expected = [
+        ''"%d/token:/run/secrets/token"''
+        "/run/credentials/nucleus-web.service/token:/run/secrets/token"
+      ];
+    };
+
+    serviceCommands = {
+      expr = l.mkServiceCommands {
         package = nucleusPkg;
-        name = "web";
         container = moduleDefaults // {
           environment.MSG = "50% of $X";
+          command = [ "/bin/app" ];
+          credentials.token = "/var/lib/100%/token";
         };
       };
       expected = {
-        unitName = "nucleus-web";
-        runtimeDirectory = "nucleus-web";
-        stateRoot = "/run/nucleus-web";
-        containerName = "web";
-        execStart = ''"${nucleusPkg}/bin/nucleus" "run" "--name" "web" "-e" "MSG=50%% of $$X" "--network" "none" "${store}" "--" "/bin/app"'';
+        execStart = ''"${nucleusPkg}/bin/nucleus" "run" "--name" "web" "-e" "MSG=50%% of $$X" "--secret" "%d/token:/run/secrets/token" "${store}" "--" "/bin/app"'';
         execStartPre = ''-"${nucleusPkg}/bin/nucleus" "delete" "--force" "web"'';
         execStopPost = ''-"${nucleusPkg}/bin/nucleus" "delete" "--force" "web"'';
+        checkArgs = [
+          "run"
+          "--name"
+          "web"
+          "-e"
+          "MSG=50% of $X"
+          "--secret"
+          "/run/credentials/nucleus-web.service/token:/run/secrets/token"
+          store
+          "--"
+          "/bin/app"
+        ];
+        loadCredentials = [ "token:/var/lib/100%%/token" ];
       };
     };
 
-    execStartNameDefaultsToAttribute = {
-      expr = l.mkExecStart {
-        package = nucleusPkg;
-        name = "api";
-        container = {
-          name = null;
-          closure = store;
-          command = [ "/bin/api" ];
-        };
-      };
-      expected = ''"${nucleusPkg}/bin/nucleus" "run" "--name" "api" "${store}" "--" "/bin/api"'';
-    };
-
-    moduleDefaultsAreValid = {
-      expr = l.validateContainer {
-        name = "web";
-        container = moduleDefaults;
-      };
+    moduleDefaultsHaveNoProblem = {
+      expr = problems { };
       expected = [ ];
     };
 
-    fullValidArgsAreValid = {
-      expr = l.validateRunArgs {
-        name = "a.b_c-1";
-        hostname = "svc.example.org";
-        environment = {
-          A = "1";
-          B = 2;
+    everythingNixCanSeeIsReported = {
+      expr = fieldsOf (problems {
+        name = "-web";
+        serviceName = "nucleus web";
+        secrets = [
+          "${builtins.toFile "nucleus-test-secret" "not secret at all"}:/run/secrets/s"
+          "relative:/run/secrets/r"
+        ];
+        environmentFiles = [
+          /tmp/nucleus-test/app.env
+          "/nix/store/dddddddddddddddddddddddddddddddd-app.env"
+          "app.env"
+        ];
+        credentials = {
+          "a:b" = "/var/lib/secrets/x";
+          token = "${fakeDrv}/token";
         };
-        volumes = [
-          "/srv/a:/a"
-          "rel:/b:rw"
-          "/srv/c:/c:ro"
-        ];
-        tmpfs = [
-          "/scratch"
-          "/cache:64m"
-        ];
-        secrets = [ "/var/lib/secret:/run/secrets/a/b" ];
-        user = "1000:100";
-        workdir = "/a";
-        memory = 1048576;
-        cpus = 0.25;
-        pids = 50;
-        seccompProfile = "/etc/p.json";
-        seccompProfileSha256 = "ABCDEFabcdef0123456789012345678901234567890123456789012345678901";
-        network = "host";
-        platform = "kvm";
-        timeout = 1;
-        closure = store;
-        command = [ "/bin/x" ];
-        extraArgs = [ "--keep" ];
-      };
-      expected = [ ];
-    };
-
-    # One message per mistake, in field order.
-    invalidArgsEachReported = {
-      expr = map (m: builtins.head (builtins.match "([A-Za-z0-9]+).*" m)) (
-        l.validateRunArgs {
-          name = "_x";
-          hostname = "-h";
-          environment."A=B" = "c";
-          volumes = [
-            "/srv/a"
-            "/srv/a:/b:rx"
-            "/srv/a:/usr/local"
-            "/proc/1:/p"
-          ];
-          tmpfs = [ "/t:12X" ];
-          secrets = [
-            "/nix/store/x-secret:/run/secrets/s"
-            "/var/s:/etc/s"
-          ];
-          user = "root";
-          workdir = "rel";
-          memory = "0M";
-          cpus = "0.0001";
-          pids = 49;
-          seccompProfileSha256 = "ab";
-          network = "bridge";
-          platform = "Ptrace";
-          timeout = 0;
-        }
-      );
+        volumes = [ "data:/data" ];
+        dependsOn = [ "missing" ];
+        hooks.poststop = [ { path = "/usr/bin/true"; } ];
+      });
       expected = [
         "name"
-        "hostname"
-        "environment"
-        "volumes"
-        "volumes"
-        "volumes"
-        "volumes"
-        "tmpfs"
+        "serviceName"
         "secrets"
         "secrets"
-        "user"
-        "workdir"
-        "memory"
-        "cpus"
-        "pids"
-        "seccompProfileSha256"
-        "seccompProfileSha256"
-        "network"
-        "platform"
-        "timeout"
+        "environmentFiles"
+        "environmentFiles"
+        "environmentFiles"
+        "credentials"
+        "credentials"
+        "volumes"
+        "dependsOn"
+        "hooks"
       ];
     };
 
-    nameLimits = {
-      expr = map (n: l.validateRunArgs { name = n; } == [ ]) [
-        "a"
-        "A9"
-        "x.y_z-0"
-        (builtins.concatStringsSep "" (builtins.genList (_: "n") 128))
-        (builtins.concatStringsSep "" (builtins.genList (_: "n") 129))
-        ""
-        "-a"
-        ".a"
-        "a/b"
-        "a b"
-      ];
-      expected = [
-        true
-        true
-        true
-        true
-        false
-        false
-        false
-        false
-        false
-        false
-      ];
+    hostPathsAreFine = {
+      expr = problems {
+        secrets = [ "/run/agenix/token:/run/secrets/token" ];
+        environmentFiles = [ "/run/secrets/app.env" ];
+        credentials.token = "/var/lib/secrets/token";
+        volumes = [ "/srv/data:/data:rw" ];
+        dependsOn = [ "db" ];
+      };
+      expected = [ ];
     };
 
-    pidsBoundary = {
-      expr = map (p: l.validateRunArgs { pids = p; } == [ ]) [
-        49
-        50
-        "50"
-        1000
-      ];
-      expected = [
-        false
-        true
-        true
-        true
-      ];
-    };
-
-    secretFromStoreRefused = {
-      expr =
-        let
-          file = builtins.toFile "nucleus-test-secret" "not secret at all";
-        in
-        map (m: builtins.match ".*(store).*" m != null) (
-          l.validateContainer {
-            name = "web";
-            container = moduleDefaults // {
-              secrets = [ "${file}:/run/secrets/s" ];
-            };
-          }
-        );
-      # The source is in the store, and the string carries store context.
-      expected = [
-        true
-        true
-      ];
-    };
-
-    serviceNeedsAbsoluteSourcesAndACommand = {
-      expr = builtins.length (
-        l.validateContainer {
-          name = "bad name";
-          container = moduleDefaults // {
-            command = [ ];
-            volumes = [ "data:/data" ];
-            secrets = [ "token:/run/secrets/token" ];
-          };
+    hooksInTheStoreOnly = {
+      expr = map (hooks: builtins.length (l.hookProblems hooks)) [
+        { poststop = [ { path = hook; } ]; }
+        {
+          prestart = [ { path = hook; } ];
+          createRuntime = [ { path = hook; } ];
+          poststart = [ { path = "/nix/store/cccccccccccccccccccccccccccccccc-hook"; } ];
         }
-      );
-      # unit name, empty command, relative volume source, relative secret source
-      expected = 4;
+        { poststop = [ { path = "/usr/bin/true"; } ]; }
+        { poststop = [ { path = "/nix/store/../usr/bin/true"; } ]; }
+        { poststop = [ { path = "/nix/store/./x"; } ]; }
+        { poststop = [ { path = "/nix/store/"; } ]; }
+        { poststop = [ { args = [ "x" ]; } ]; }
+        { createContainer = [ { path = hook; } ]; }
+        { startContainer = [ ]; }
+        { postStop = [ { path = hook; } ]; }
+      ];
+      expected = [
+        0
+        0
+        1
+        1
+        1
+        1
+        1
+        1
+        1
+        1
+      ];
     };
 
-    optionFlagsCoverEveryFlag = {
-      expr = map (e: e.flag) l.optionFlags;
-      expected = [
-        "--name"
-        "--hostname"
-        "-e"
-        "-v"
-        "--tmpfs"
-        "--secret"
-        "--user"
-        "-w"
-        "--memory"
-        "--cpus"
-        "--pids"
-        "--seccomp-profile"
-        "--seccomp-profile-sha256"
-        "--hooks"
-        "--network"
-        "--platform"
-        "--timeout"
-      ];
+    flagsByFieldCoversEveryFlagField = {
+      expr = builtins.length (builtins.attrNames l.flagsByField) + 3 == builtins.length l.runArgFields;
+      expected = true;
     };
   };
 

@@ -1,30 +1,24 @@
-# A NixOS configuration that services.nucleus must refuse: the flake's
-# checks.module-eval expects one failed assertion per mistake below, each
-# naming the container and the field.
+# A NixOS configuration with mistakes only Nix can see: the evaluation
+# fails with one assertion per mistake below, each naming the container
+# (expected-problems.nix lists them).
 { pkgs, ... }:
 {
-  boot.loader.grub.enable = false;
-  fileSystems."/" = {
-    device = "none";
-    fsType = "tmpfs";
-  };
-  system.stateVersion = "25.11";
-
   services.nucleus = {
     enable = true;
     containers.bad = {
       name = "-bad";
+      serviceName = "nucleus bad";
       closure = pkgs.hello;
-      command = [ ];
-      pids = 10;
-      memory = "lots";
-      volumes = [
-        "relative/dir:/data"
-        "/srv/x:data"
-      ];
+      command = [ "/bin/hello" ];
+      volumes = [ "relative/dir:/data" ];
       # Interpolating a package puts a store path (with its context) here.
       secrets = [ "${pkgs.hello}/token:/run/secrets/token" ];
-      seccompProfileSha256 = "abc";
+      # A Nix path would be copied into the store.
+      environmentFiles = [ ./module-bad-config.nix ];
+      credentials."no/slash" = "/var/lib/secrets/x";
+      hooks.poststop = [ { path = "/usr/bin/true"; } ];
+      hooks.startContainer = [ { path = "${pkgs.coreutils}/bin/true"; } ];
+      dependsOn = [ "missing" ];
     };
   };
 }
