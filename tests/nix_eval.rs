@@ -658,8 +658,12 @@ fn dry_run_config_carries_the_options_mk_run_args_emits() {
     assert_eq!(config["hostname"], "tiny-host");
     assert_eq!(config["process"]["user"]["uid"], 1000);
     assert_eq!(config["process"]["cwd"], "/data");
+    // A run mounts each volume from its checked descriptor at a staging
+    // path inside the bundle; the launch plan says which host path it is.
     let data_mount = mount(config, "/data");
-    assert_eq!(data_mount["source"], data_s.as_str());
+    let staged = doc["launch"]["container"]["staged"].as_array().expect("no staged sources in the launch plan");
+    let data_staged = staged.iter().find(|s| s["target"] == data_mount["source"]).expect("/data is not staged");
+    assert_eq!(data_staged["hostPath"], data_s.as_str());
     assert!(options(data_mount).contains(&"rw".to_string()), "{data_mount}");
     assert_eq!(mount(config, "/scratch")["type"], "tmpfs");
     mount(config, "/run/secrets/token");

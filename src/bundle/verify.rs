@@ -232,5 +232,4 @@ mod tests {
         assert_eq!(get("/"), None);
         assert_eq!(expected.len(), 8);
     }
-
 }

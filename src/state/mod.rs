@@ -263,9 +263,13 @@ mod tests {
         }
     }
 
+    /// A state root in a temporary directory, taken as trusted: the
+    /// directories above it are the test machine's (in a Nix build sandbox
+    /// `/` belongs to nobody), and the trust rule has tests of its own.
     fn private_root() -> (tempfile::TempDir, StateRoot) {
         let tmp = tempfile::tempdir().unwrap();
         let root = StateRoot::locate(Some(&tmp.path().canonicalize().unwrap().join("state"))).unwrap();
+        root.trusted.set(()).unwrap();
         (tmp, root)
     }
 
