@@ -142,7 +142,7 @@ fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
         return print_line(&to_json(&document)?);
     }
     if req.network == crate::request::Network::Host {
-        eprintln!("nucleus: warning: --network host shares the host's network stack with the workload");
+        tracing::warn!("--network host shares the host's network stack with the workload");
     }
     sandbox::launch(&plan, &sources, state, deadline, args.replace)
 }
@@ -159,7 +159,7 @@ fn plan(req: &RunRequest, resolved: &ResolvedRootfs, sources: &HostSources, targ
         target,
     )?;
     for warning in &plan.warnings {
-        eprintln!("nucleus: warning: {warning}");
+        tracing::warn!("{warning}");
     }
     Ok(plan)
 }

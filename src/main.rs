@@ -64,10 +64,33 @@ fn init_logging(verbosity: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).event_format(OneLine).init();
+}
+
+/// Messages as nucleus prints its own: `nucleus: warning: …`, one line,
+/// control characters escaped.
+struct OneLine;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for OneLine
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error: ",
+            tracing::Level::WARN => "warning: ",
+            tracing::Level::INFO => "",
+            _ => "debug: ",
+        };
+        let mut text = String::new();
+        use tracing_subscriber::fmt::FormatFields;
+        ctx.format_fields(tracing_subscriber::fmt::format::Writer::new(&mut text), event)?;
+        writeln!(writer, "nucleus: {level}{}", nucleus::error::printable(&text))
+    }
 }

@@ -5,8 +5,13 @@
 //! `runsc exec` writes the command's pid inside the container once the
 //! command runs (`--internal-pid-file`): before that, a failure is runsc's;
 //! after, its exit status is the command's.
+//!
+//! With a terminal, the caller makes it and sends its replica end as the
+//! command's stdio. This runsc sets a terminal up from `--console-socket`
+//! only for a detached exec; attached, the flag only tells it that the
+//! stdio it is handed is a terminal, so it is given a placeholder path.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
@@ -19,7 +24,6 @@ use nix::sys::signal::Signal;
 use super::control::{Connection, ExecRequest, Reply, Request};
 use super::runsc::{logged_errors, CONTROL_LOG_FILE};
 use super::supervisor::Shared;
-use super::tty::receive_master;
 
 static EXEC_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -35,7 +39,7 @@ pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
     }
 }
 
-fn handle(mut connection: Connection, shared: &Shared) {
+fn handle(mut connection: Connection, shared: &Arc<Shared>) {
     let Ok(Some((request, fds))) = connection.receive::<Request>() else { return };
     let reply = match request {
         _ if !shared.is_running() => Reply::Error { message: "the container is not running".into() },
@@ -63,39 +67,39 @@ fn kill(shared: &Shared, signal: Signal, all: bool) -> Reply {
 }
 
 /// Runs one `exec` request to its end.
-fn exec(mut connection: Connection, shared: &Shared, request: ExecRequest, fds: Vec<OwnedFd>) {
+fn exec(mut connection: Connection, shared: &Arc<Shared>, request: ExecRequest, fds: Vec<OwnedFd>) {
+    // `runsc exec` is waited for by pid, so the final sweep must not reap it.
+    let Some(_pass) = shared.reaping.pass() else {
+        let _ = connection.send(&Reply::Error { message: "the container is stopping".into() }, &[]);
+        return;
+    };
     let n = EXEC_COUNTER.fetch_add(1, Ordering::SeqCst);
     let dir = &shared.plan.dir;
     let pid_file = dir.join(format!("exec-{n}.pid"));
-    let console = format!("exec-{n}.sock");
-    let outcome = start(shared, &request, fds, &pid_file, &console);
-    let (mut child, terminal) = match outcome {
-        Ok(started) => started,
+    let outcome = start(shared, &request, fds, &pid_file);
+    let mut child = match outcome {
+        Ok(child) => child,
         Err(message) => {
             let _ = connection.send(&Reply::Error { message }, &[]);
             return;
         }
     };
-    if let Some(master) = &terminal {
-        let _ = connection.send(&Reply::Terminal, &[master.as_fd()]);
-    }
-    let pid = Arc::new(Mutex::new(None::<i32>));
-    watch_client(&connection, shared, Arc::clone(&pid));
-    let reply = finish(&mut child, &pid_file, &pid, &connection, shared);
+    let state = Arc::new(Mutex::new(ExecState::Starting));
+    watch_client(&connection, shared, Arc::clone(&state));
+    let reply = finish(&mut child, &pid_file, &state, &connection, shared);
+    *state.lock().unwrap_or_else(|p| p.into_inner()) = ExecState::Ended;
     let _ = connection.send(&reply, &[]);
     let _ = std::fs::remove_file(&pid_file);
-    let _ = std::fs::remove_file(dir.join(&console));
     let _ = connection.receive::<Request>();
 }
 
-/// Spawns `runsc exec`; with a terminal, also takes its master end.
+/// Spawns `runsc exec` with the caller's stdio.
 fn start(
     shared: &Shared,
     request: &ExecRequest,
     fds: Vec<OwnedFd>,
     pid_file: &std::path::Path,
-    console: &str,
-) -> Result<(Child, Option<OwnedFd>), String> {
+) -> Result<Child, String> {
     let (uid, gid) = request.user.unwrap_or(shared.plan.user);
     let mut args =
         vec!["exec".to_string(), format!("--internal-pid-file={}", pid_file.display()), format!("--user={uid}:{gid}")];
@@ -103,55 +107,53 @@ fn start(
         args.push(format!("--cwd={cwd}"));
     }
     args.extend(request.env.iter().map(|e| format!("--env={e}")));
-    let listener = if request.tty {
-        args.push(format!("--console-socket={console}"));
-        let path = format!("/proc/self/fd/{}/{console}", std::os::fd::AsRawFd::as_raw_fd(&shared.plan.dir_fd));
-        Some(UnixListener::bind(path).map_err(|e| format!("cannot open a console socket: {e}"))?)
-    } else {
-        None
-    };
+    if request.tty {
+        args.push("--console-socket=/dev/null".into());
+    }
     args.push(shared.plan.name.clone());
     args.extend(request.args.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = shared.runsc.control(&refs);
     cmd.current_dir(&shared.plan.dir).process_group(0).env_remove("NOTIFY_SOCKET");
-    if request.tty {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    } else {
-        let mut fds = fds.into_iter();
-        let mut next = || fds.next().map_or(Stdio::null(), Stdio::from);
-        cmd.stdin(next()).stdout(next()).stderr(next());
-    }
+    let mut fds = fds.into_iter();
+    let mut next = || fds.next().map_or(Stdio::null(), Stdio::from);
+    cmd.stdin(next()).stdout(next()).stderr(next());
     let child = cmd.spawn().map_err(|e| format!("cannot start runsc exec: {e}"))?;
     drop(cmd);
-    let master = match listener {
-        Some(listener) => Some(receive_master(&listener).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    Ok((child, master))
+    Ok(child)
+}
+
+/// Where an `exec`'d command is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExecState {
+    Starting,
+    /// Running as this pid inside the container.
+    Running(i32),
+    Ended,
 }
 
 /// Forwards the caller's signals to the command; if the caller goes away
-/// before the command ends, the command is killed.
-fn watch_client(connection: &Connection, shared: &Shared, pid: Arc<Mutex<Option<i32>>>) {
+/// while the command runs, the command is killed.
+fn watch_client(connection: &Connection, shared: &Arc<Shared>, state: Arc<Mutex<ExecState>>) {
     let Ok(stream) = connection.stream().try_clone() else { return };
-    let runsc = shared.runsc.clone();
-    let name = shared.plan.name.clone();
+    let shared = Arc::clone(shared);
     std::thread::spawn(move || {
         let Ok(mut client) = Connection::new(stream) else { return };
         loop {
-            let signal = match client.receive::<Request>() {
-                Ok(Some((Request::Signal { signal }, _))) => Signal::try_from(signal).ok(),
+            let (signal, gone) = match client.receive::<Request>() {
+                Ok(Some((Request::Signal { signal }, _))) => (Signal::try_from(signal).ok(), false),
                 Ok(Some(_)) => continue,
-                _ => Some(Signal::SIGKILL),
+                _ => (Some(Signal::SIGKILL), true),
             };
-            let target = *pid.lock().unwrap_or_else(|p| p.into_inner());
-            if let (Some(signal), Some(target)) = (signal, target) {
+            let now = *state.lock().unwrap_or_else(|p| p.into_inner());
+            if let (Some(signal), ExecState::Running(pid)) = (signal, now) {
                 let text = signal.as_str().trim_start_matches("SIG");
-                let _ = runsc.control(&["kill", "--pid", &target.to_string(), &name, text]).output();
-                if signal == Signal::SIGKILL {
-                    return;
+                if let Err(e) = shared.control_call(&["kill", "--pid", &pid.to_string(), &shared.plan.name, text]) {
+                    tracing::debug!("{e}");
                 }
+            }
+            if gone {
+                return;
             }
         }
     });
@@ -162,16 +164,17 @@ fn watch_client(connection: &Connection, shared: &Shared, pid: Arc<Mutex<Option<
 fn finish(
     child: &mut Child,
     pid_file: &std::path::Path,
-    pid: &Mutex<Option<i32>>,
+    state: &Mutex<ExecState>,
     connection: &Connection,
     shared: &Shared,
 ) -> Reply {
     let log = shared.plan.dir.join(CONTROL_LOG_FILE);
     let errors_before = logged_errors(&log).len();
     let status = loop {
-        if pid.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+        let starting = *state.lock().unwrap_or_else(|p| p.into_inner()) == ExecState::Starting;
+        if starting {
             if let Some(started) = std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
-                *pid.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+                *state.lock().unwrap_or_else(|p| p.into_inner()) = ExecState::Running(started);
                 let _ = connection.send(&Reply::Started { pid: started }, &[]);
             }
         }
@@ -181,7 +184,8 @@ fn finish(
             Err(e) => return Reply::Error { message: format!("cannot wait for runsc exec: {e}") },
         }
     };
-    let started = pid.lock().unwrap_or_else(|p| p.into_inner()).is_some() || pid_file.exists();
+    let started =
+        matches!(*state.lock().unwrap_or_else(|p| p.into_inner()), ExecState::Running(_)) || pid_file.exists();
     let new_errors: Vec<String> = logged_errors(&log).into_iter().skip(errors_before).collect();
     match status.code() {
         Some(code) if started && (code != 128 || new_errors.is_empty()) => Reply::Exited { status: code },

@@ -203,29 +203,31 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
     }
     let mut connection =
         Connection::connect(container.dir()).map_err(|_| Error::container(container.name(), "is not running"))?;
-    let (fds, relays) = if request.tty { (Vec::new(), Vec::new()) } else { exec_stdio(request.interactive)? };
+    let (fds, relays, master) = if request.tty {
+        let (master, replica) = tty::open_pair()?;
+        let copy = || replica.try_clone().map_err(|e| Error::setup("duplicate the terminal", e));
+        (vec![copy()?, copy()?, replica], Vec::new(), Some(master))
+    } else {
+        let (fds, relays) = exec_stdio(request.interactive)?;
+        (fds, relays, None)
+    };
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     connection.send(&Request::Exec(request.clone()), &borrowed).map_err(|e| Error::setup("send the request", e))?;
     drop(borrowed);
     drop(fds);
+    let window = master.as_ref().and_then(|m| m.try_clone().ok());
     let forward = connection.stream().try_clone().map_err(|e| Error::setup("duplicate a socket", e))?;
-    std::thread::spawn(move || forward_signals(signals, forward));
-    let mut raw_mode = None;
-    let mut terminal = None;
+    std::thread::spawn(move || forward_signals(signals, forward, window));
+    let raw_mode = if master.is_some() { Some(tty::RawMode::enter()?) } else { None };
+    let terminal = master.map(|master| tty::relay(master, request.interactive)).transpose()?;
     loop {
         let reply = match connection.receive::<Reply>() {
-            Ok(Some(reply)) => reply,
+            Ok(Some((reply, _))) => reply,
             _ => return Err(Error::container(container.name(), "stopped while the command ran")),
         };
         match reply {
-            (Reply::Terminal, mut fds) if !fds.is_empty() => {
-                raw_mode = Some(tty::RawMode::enter()?);
-                let master = fds.remove(0);
-                tty::copy_window_size(&master);
-                terminal = Some(tty::relay(master, request.interactive)?);
-            }
-            (Reply::Started { .. }, _) | (Reply::Ok, _) | (Reply::Terminal, _) => {}
-            (Reply::Exited { status }, _) => {
+            Reply::Started { .. } | Reply::Ok | Reply::Terminal => {}
+            Reply::Exited { status } => {
                 for relay in relays {
                     let _ = relay.join();
                 }
@@ -235,7 +237,7 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
                 drop(raw_mode);
                 return Ok(status);
             }
-            (Reply::Error { message }, _) => return Err(Error::runsc(message)),
+            Reply::Error { message } => return Err(Error::runsc(message)),
         }
     }
 }
@@ -273,11 +275,16 @@ fn exec_stdio(interactive: bool) -> Result<(Vec<OwnedFd>, Vec<std::thread::JoinH
     Ok((fds, relays))
 }
 
-fn forward_signals(signals: nix::sys::signal::SigSet, stream: std::os::unix::net::UnixStream) {
+/// Passes the caller's signals to the command, and window changes to its
+/// terminal.
+fn forward_signals(signals: nix::sys::signal::SigSet, stream: std::os::unix::net::UnixStream, window: Option<OwnedFd>) {
     let Ok(connection) = Connection::new(stream) else { return };
     loop {
         let Ok(signal) = signals.wait() else { continue };
         if signal == Signal::SIGWINCH {
+            if let Some(master) = &window {
+                tty::copy_window_size(master);
+            }
             continue;
         }
         if connection.send(&Request::Signal { signal: signal as i32 }, &[]).is_err() {

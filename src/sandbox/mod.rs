@@ -14,6 +14,7 @@ pub mod mounts;
 mod netlink;
 pub mod network;
 pub mod notify;
+mod reap;
 pub mod runsc;
 pub mod stdio;
 pub mod supervisor;
@@ -269,11 +270,12 @@ pub fn bounded_output(mut child: Child, limit: Duration, what: &str) -> Result<S
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            _ => {
+            Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(Error::runsc(format!("`{what}` did not answer within {} s", limit.as_secs())));
             }
+            Err(e) => return Err(Error::runsc(format!("cannot wait for `{what}`: {e}"))),
         }
     };
     let mut stdout = String::new();

@@ -33,6 +33,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+use super::reap::{kill_everything, ReapGate};
 use super::runsc::{failure_cause, logged_errors, RunscFlags};
 use super::{control, exec, mounts, network, stdio, tty};
 use crate::host::sources::HostSources;
@@ -90,6 +91,8 @@ pub struct Shared {
     abort: AtomicI32,
     to_parent: Mutex<File>,
     window: Mutex<Option<OwnedFd>>,
+    /// Threads' children against the final `waitpid(-1)`.
+    pub reaping: ReapGate,
 }
 
 /// The parts of the plan the threads need.
@@ -124,6 +127,7 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
         abort: AtomicI32::new(0),
         to_parent: Mutex::new(File::from(to_parent)),
         window: Mutex::new(None),
+        reaping: ReapGate::default(),
     });
     let mut record = inputs.record.clone();
     let listeners = std::mem::take(&mut inputs.listeners);
@@ -457,29 +461,23 @@ impl Shared {
         }
     }
 
-    /// A bounded runsc control call; its stdout on success.
+    /// A bounded runsc control call; its stdout on success. Refused once
+    /// the final sweep has begun.
     pub fn control_call(&self, args: &[&str]) -> Result<String> {
+        let Some(_pass) = self.reaping.pass() else {
+            return Err(Error::runsc("the container is stopping".to_string()));
+        };
+        self.control_call_unguarded(args)
+    }
+
+    /// A control call from the thread that sweeps, or one holding a pass.
+    fn control_call_unguarded(&self, args: &[&str]) -> Result<String> {
         let mut cmd = self.runsc.control(args);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("NOTIFY_SOCKET");
         let child =
             cmd.spawn().map_err(|e| Error::runsc(format!("cannot start {}: {e}", self.runsc.binary.display())))?;
         super::bounded_output(child, CONTROL_CALL_LIMIT, &args.join(" "))
     }
-}
-
-/// Collects every child that has ended, without waiting for the others.
-fn reap_exited() {
-    use nix::sys::wait::WaitPidFlag;
-    while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-        if status == WaitStatus::StillAlive {
-            break;
-        }
-    }
-}
-
-/// From pid 1, `kill(-1)` reaches every other process of the namespace.
-fn kill_everything() {
-    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
 }
 
 /// What a run leaves: runsc's own state and cgroups (`runsc delete`), any
@@ -493,16 +491,16 @@ fn clean_up(
     record: &mut ContainerRecord,
     code: i32,
 ) {
-    // runsc waits for the sandbox's processes to be gone before it deletes
-    // the container and runs its poststop hooks: reap what has exited.
-    reap_exited();
+    // runsc deletes the container (and runs its poststop hooks) once the
+    // sandbox and its gofer are gone; as pid 1, end and reap them first:
+    // a zombie still answers runsc's "are you alive?".
+    shared.reaping.kill_and_reap_all();
     if plan.layout.runsc_root().exists() {
-        if let Err(e) = shared.control_call(&["delete", "--force", &plan.layout.name]) {
+        if let Err(e) = shared.control_call_unguarded(&["delete", "--force", &plan.layout.name]) {
             tracing::warn!("{e}");
         }
     }
-    kill_everything();
-    while waitpid(Pid::from_raw(-1), None).is_ok() {}
+    shared.reaping.reap_again();
     if let StorePlan::View { view, .. } = &launch.store {
         mounts::detach(view);
     }

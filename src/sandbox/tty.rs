@@ -59,6 +59,19 @@ pub fn receive_master(listener: &UnixListener) -> Result<OwnedFd> {
     Ok(fds.remove(0))
 }
 
+/// A new pseudo-terminal, sized as nucleus's own: its master end, and its
+/// replica end for the command.
+pub fn open_pair() -> Result<(OwnedFd, OwnedFd)> {
+    let size = rustix::termios::tcgetwinsize(std::io::stdin()).ok().map(|s| nix::pty::Winsize {
+        ws_row: s.ws_row,
+        ws_col: s.ws_col,
+        ws_xpixel: s.ws_xpixel,
+        ws_ypixel: s.ws_ypixel,
+    });
+    let pty = nix::pty::openpty(size.as_ref(), None).map_err(|e| Error::setup("open a terminal", e))?;
+    Ok((pty.master, pty.slave))
+}
+
 /// Copies nucleus's window size to the workload's terminal.
 pub fn copy_window_size(master: impl AsFd) {
     if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {

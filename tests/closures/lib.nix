@@ -14,7 +14,8 @@ rec {
 
   applets = [ "sh" "ls" "cat" "echo" "mkdir" "touch" "rm" "wc" "id" "hostname" "sleep" "kill"
               "mount" "mknod" "chmod" "env" "head" "dd" "stat" "sort" "readlink" "nc" "ps" "grep"
-              "true" "false" "printf" "test" "uname" "df" "trap" "cp" "ln" "tr" "seq" "basename" ];
+              "true" "false" "printf" "test" "uname" "df" "trap" "cp" "ln" "tr" "seq" "basename"
+              "stty" "tty" "wget" "httpd" "yes" ];
 
   # /bin with busybox applets, all resolving into the busybox store path.
   toolbox = name: extra: script name ''

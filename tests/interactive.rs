@@ -1,0 +1,276 @@
+//! Interactive use: `run -it` with a real pseudo-terminal, `exec` into a
+//! running container, `ps` and `state`, `-q` and `-v`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::termios::{tcgetattr, Termios};
+
+/// A pseudo-terminal whose slave side is nucleus's terminal; the test plays
+/// the user at the master side.
+struct Terminal {
+    master: std::fs::File,
+    slave: OwnedFd,
+    output: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Terminal {
+    fn new(rows: u16, cols: u16) -> Terminal {
+        let size = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&size), None).unwrap();
+        let master = std::fs::File::from(pty.master);
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().unwrap();
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal { master, slave: pty.slave, output }
+    }
+
+    /// `nucleus ARGS…` in a session of its own with this terminal as its
+    /// controlling terminal and stdio.
+    fn spawn(&self, w: &World, args: &[&str]) -> Child {
+        let mut cmd = Command::new("setsid");
+        cmd.arg("-c").arg(NUCLEUS).args(args);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NIX_CONFIG", NIX_CONFIG)
+            .env("NUCLEUS_STATE_ROOT", w.state_root())
+            .current_dir(w.tmp.path());
+        let stdio = || Stdio::from(self.slave.try_clone().unwrap());
+        cmd.stdin(stdio()).stdout(stdio()).stderr(stdio()).spawn().unwrap()
+    }
+
+    fn type_text(&mut self, text: &str) {
+        self.master.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Waits until the output so far contains `text`.
+    #[track_caller]
+    fn expect(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if String::from_utf8_lossy(&self.output.lock().unwrap()).contains(text) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no {text:?} in the terminal's output:\n{}", String::from_utf8_lossy(&self.output.lock().unwrap()));
+    }
+
+    fn settings(&self) -> Termios {
+        tcgetattr(self.slave.as_fd()).unwrap()
+    }
+}
+
+fn same_settings(a: &Termios, b: &Termios) -> bool {
+    a.input_flags == b.input_flags
+        && a.output_flags == b.output_flags
+        && a.local_flags == b.local_flags
+        && a.control_flags == b.control_flags
+}
+
+fn wait_status(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "nucleus did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_interactive_shell_gets_a_terminal_and_ctrl_c_reaches_it() {
+    let w = World::new();
+    let mut terminal = Terminal::new(40, 100);
+    let before = terminal.settings();
+    let mut nucleus = terminal.spawn(&w, &["run", "-it", &hello(), "--", "/bin/sh"]);
+    terminal.expect("# ");
+    terminal.type_text("stty size; [ -t 0 ] && echo on-a-terminal\n");
+    terminal.expect("40 100");
+    terminal.expect("on-a-terminal");
+    // Ctrl-C interrupts the foreground job inside; the shell goes on.
+    terminal.type_text("sleep 30\n");
+    std::thread::sleep(Duration::from_millis(500));
+    terminal.type_text("\x03");
+    terminal.type_text("echo sleep-ended-$?\n");
+    terminal.expect("sleep-ended-130");
+    terminal.type_text("echo still-here\n");
+    terminal.expect("still-here");
+    // The window size follows the terminal's.
+    let size = rustix::termios::Winsize { ws_row: 30, ws_col: 90, ws_xpixel: 0, ws_ypixel: 0 };
+    rustix::termios::tcsetwinsize(&terminal.master, size).unwrap();
+    signal(&nucleus, libc::SIGWINCH);
+    std::thread::sleep(Duration::from_millis(300));
+    terminal.type_text("stty size\n");
+    terminal.expect("30 90");
+    terminal.type_text("exit 3\n");
+    assert_eq!(wait_status(&mut nucleus), 3);
+    assert!(same_settings(&terminal.settings(), &before), "the terminal's mode was not restored");
+    w.assert_clean();
+}
+
+#[test]
+fn tty_needs_a_terminal() {
+    let w = World::new();
+    let out = w.run(&["run", "-t", &hello(), "--", "/bin/true"]);
+    assert_refused(&out);
+    assert!(stderr(&out).contains("terminal"), "{}", stderr(&out));
+    w.assert_clean();
+}
+
+/// Starts a long-lived container and waits until it runs.
+fn service(w: &World, name: &str, options: &[&str]) -> Child {
+    let child = w.spawn_sh(name, options, "echo up; trap 'exit 0' TERM; while :; do sleep 0.1; done");
+    w.wait_running(name);
+    child
+}
+
+fn stop(w: &World, name: &str, mut child: Child) {
+    ok(&w.run(&["kill", name]));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn exec_runs_in_the_container_with_its_mounts_status_and_signals() {
+    let w = World::new();
+    let data = w.path("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("file"), "from the volume\n").unwrap();
+    let volume = format!("{}:/data", data.display());
+    for network in ["none", "sandbox"] {
+        let name = format!("svc-{network}");
+        let child = service(&w, &name, &["-v", &volume, "--network", network]);
+        let out = w.run(&["exec", &name, "--", "/bin/sh", "-c", "cat /data/file; echo to-stderr >&2; exit 7"]);
+        assert_status(&out, 7);
+        assert_eq!(stdout(&out), "from the volume\n");
+        assert_eq!(stderr(&out), "to-stderr\n");
+        let out = w.run(&["exec", "-u", "1000:100", "-e", "GREETING=hi", "-w", "/tmp", &name, "--"]);
+        assert_refused(&out);
+        let out = w.run(&[
+            "exec",
+            "-u",
+            "1000:100",
+            "-e",
+            "GREETING=hi",
+            "-w",
+            "/tmp",
+            &name,
+            "--",
+            "/bin/sh",
+            "-c",
+            "id -u; id -g; echo $GREETING; pwd",
+        ]);
+        assert_eq!(ok(&out), "1000\n100\nhi\n/tmp\n");
+        // A signal to `nucleus exec` reaches the command.
+        let mut exec = w
+            .nucleus()
+            .args([
+                "exec",
+                &name,
+                "--",
+                "/bin/sh",
+                "-c",
+                "trap 'echo got-term; exit 5' TERM; echo ready; while :; do sleep 0.1; done",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 6];
+        exec.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+        assert_eq!(&first, b"ready\n");
+        signal(&exec, libc::SIGTERM);
+        let out = exec.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(5));
+        assert_eq!(stdout(&out), "got-term\n");
+        // Output into a regular file arrives intact, after what was there.
+        let log = w.path(&format!("exec-{network}.log"));
+        std::fs::write(&log, "kept\n").unwrap();
+        let append = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        let status =
+            w.nucleus().args(["exec", &name, "--", "/bin/sh", "-c", "seq 1 3"]).stdout(append).status().unwrap();
+        assert!(status.success());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "kept\n1\n2\n3\n");
+        stop(&w, &name, child);
+    }
+    // nucleus's own failures are 125.
+    assert_refused(&w.run(&["exec", "no-such", "--", "/bin/true"]));
+    let out = w.run(&["run", "--name", "done", "--keep", &hello(), "--", "/bin/true"]);
+    ok(&out);
+    assert_refused(&w.run(&["exec", "done", "--", "/bin/true"]));
+    ok(&w.run(&["delete", "done"]));
+    w.assert_clean();
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    let w = World::new();
+    let child = service(&w, "tty-svc", &["--network", "sandbox"]);
+    let mut terminal = Terminal::new(24, 60);
+    let before = terminal.settings();
+    let mut exec = terminal.spawn(&w, &["exec", "-it", "tty-svc", "--", "/bin/sh"]);
+    terminal.expect("# ");
+    terminal.type_text("stty size; exit 4\n");
+    terminal.expect("24 60");
+    assert_eq!(wait_status(&mut exec), 4);
+    assert!(same_settings(&terminal.settings(), &before));
+    stop(&w, "tty-svc", child);
+    w.assert_clean();
+}
+
+#[test]
+fn ps_and_state_tell_the_whole_story() {
+    let w = World::new();
+    let child = service(&w, "web", &[]);
+    let ps: serde_json::Value = serde_json::from_str(&ok(&w.run(&["ps", "--json"]))).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&ok(&w.run(&["state", "web"]))).unwrap();
+    assert_eq!(ps[0]["name"], "web");
+    assert_eq!(ps[0]["status"], "running");
+    assert_eq!(ps[0]["installable"], hello().as_str());
+    assert!(ps[0]["pid"].as_u64().is_some_and(|p| p > 1), "{ps}");
+    assert_eq!(ps[0]["pid"], state["pid"], "ps and state disagree on the pid");
+    let pid = state["pid"].as_u64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(String::from_utf8_lossy(&cmdline).contains("runsc"), "pid {pid} is not the sandbox");
+    stop(&w, "web", child);
+    assert_status(&w.run(&["run", "--name", "kept", "--keep", &hello(), "--", "/bin/sh", "-c", "exit 3"]), 3);
+    let table = ok(&w.run(&["ps", "--all"]));
+    let line = table.lines().find(|l| l.starts_with("kept")).unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("stopped") && line.contains(" 3 ") && line.contains(&hello()), "{line}");
+    let state: serde_json::Value = serde_json::from_str(&ok(&w.run(&["state", "kept"]))).unwrap();
+    assert_eq!((state["status"].as_str(), state["exitStatus"].as_i64()), (Some("stopped"), Some(3)));
+    assert!(state.get("pid").is_none());
+    ok(&w.run(&["delete", "kept"]));
+    w.assert_clean();
+}
+
+#[test]
+fn quiet_leaves_only_the_workload_and_verbose_says_what_happens() {
+    let w = World::new();
+    let out = w.run(&["-q", "run", "--network", "host", &hello(), "--", "/bin/sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("out\n", "err\n"));
+    let out = w.run(&["-v", "run", &hello(), "--", "/bin/true"]);
+    let err = stderr(&out);
+    for said in ["resolved the installable", "closure", "digest", "starting the sandbox"] {
+        assert!(err.contains(said), "-v does not say {said:?}:\n{err}");
+    }
+    assert!(stdout(&out).is_empty());
+    let out = w.run(&["run", "--verbose", &hello(), "--", "/bin/true"]);
+    assert!(stderr(&out).contains("digest"), "--verbose works after the subcommand");
+}
