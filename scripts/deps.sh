@@ -18,6 +18,7 @@ NUCLEUS_APT_PACKAGES=(
   skopeo umoci                             # tests/image.rs: inspect and unpack the images `nucleus image` writes
   podman                                   # tests/image.rs: load an image and run it with runsc
   python3-pip                              # to install kubernetes-validate (below)
+  jq                                       # benches/image.sh reads the images' manifests
 )
 
 # tests/kube.rs validates manifests with kubernetes-validate (it ships the

@@ -61,8 +61,18 @@ pub struct Blob {
     pub size: u64,
 }
 
+/// Whether to recompute each store path's NAR hash from what is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NarCheck {
+    /// Check it against the narHash Nix registered.
+    Check,
+    /// Skip it: the caller checks the layer's digest against one made with
+    /// [`NarCheck::Check`] (an archive's second pass).
+    Skip,
+}
+
 /// Writes `source`'s tar stream to `out` and returns its digest and size.
-pub fn write_layer(source: &LayerSource, out: impl Write) -> Result<Blob> {
+pub fn write_layer(source: &LayerSource, out: impl Write, check: NarCheck) -> Result<Blob> {
     let mut hashing = HashingWriter { out, sha: Sha256::new(), written: 0 };
     let mut tar = TarWriter::new(&mut hashing);
     let failed = |e: io::Error| Error::io("cannot write a layer of", "the image", e);
@@ -72,7 +82,7 @@ pub fn write_layer(source: &LayerSource, out: impl Write) -> Result<Blob> {
             tar.directory(b"nix/store", 0o755).map_err(failed)?;
             let mut buf = vec![0u8; READ_CHUNK];
             for info in paths {
-                write_store_path(&mut tar, info, &mut buf)?;
+                write_store_path(&mut tar, info, &mut buf, check)?;
             }
         }
         LayerSource::Root(links) => {
@@ -112,17 +122,16 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// A directory being walked: its path in the tar, its components below the
-/// store path, and the entries still to write.
+/// A directory being walked: its entries still to write, in NAR order.
 struct Frame {
     entries: std::vec::IntoIter<(OsString, FileType)>,
 }
 
 /// Walks one store path in NAR order into `tar`, and checks the NAR hash
 /// of what was written against the one Nix registered.
-fn write_store_path<W: Write>(tar: &mut TarWriter<W>, info: &PathInfo, buf: &mut [u8]) -> Result<()> {
+fn write_store_path<W: Write>(tar: &mut TarWriter<W>, info: &PathInfo, buf: &mut [u8], check: NarCheck) -> Result<()> {
     let root = info.path.as_path();
-    let mut nar = NarBuilder::new();
+    let mut nar = (check == NarCheck::Check).then(NarBuilder::new);
     let kind = fs::symlink_metadata(root).map_err(|e| Error::io("cannot stat", root, e))?.file_type();
     let mut components: Vec<OsString> = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
@@ -144,6 +153,7 @@ fn write_store_path<W: Write>(tar: &mut TarWriter<W>, info: &PathInfo, buf: &mut
             }
         }
     }
+    let Some(nar) = nar else { return Ok(()) };
     let hash = NarHash(nar.finish().map_err(|why| Error::Rootfs { reason: format!("{}: {why}", info.path) })?);
     if hash != info.nar_hash {
         return Err(Error::Rootfs {
@@ -161,7 +171,7 @@ fn write_store_path<W: Write>(tar: &mut TarWriter<W>, info: &PathInfo, buf: &mut
 /// entries to walk next.
 fn write_entry<W: Write>(
     tar: &mut TarWriter<W>,
-    nar: &mut NarBuilder,
+    nar: &mut Option<NarBuilder>,
     path: &Path,
     components: &[OsString],
     kind: FileType,
@@ -173,13 +183,13 @@ fn write_entry<W: Write>(
     let parts: Vec<&[u8]> = components.iter().map(|c| c.as_bytes()).collect();
     if kind.is_dir() {
         tar.directory(&name, 0o555).map_err(failed)?;
-        nar.entry(&parts, Node::Directory).map_err(nar_failed)?;
+        nar_entry(nar, &parts, Node::Directory).map_err(nar_failed)?;
         return Ok(Some(Frame { entries: list(path)?.into_iter() }));
     }
     if kind.is_symlink() {
         let target = fs::read_link(path).map_err(|e| Error::io("cannot read symlink", path, e))?;
         tar.symlink(&name, target.as_os_str().as_bytes()).map_err(failed)?;
-        nar.entry(&parts, Node::Symlink { target: target.as_os_str().as_bytes() }).map_err(nar_failed)?;
+        nar_entry(nar, &parts, Node::Symlink { target: target.as_os_str().as_bytes() }).map_err(nar_failed)?;
         return Ok(None);
     }
     if !kind.is_file() {
@@ -197,7 +207,7 @@ fn write_entry<W: Write>(
     let executable = meta.permissions().mode() & 0o100 != 0;
     let size = meta.len();
     tar.begin_file(&name, if executable { 0o555 } else { 0o444 }, size).map_err(failed)?;
-    nar.entry(&parts, Node::Regular { executable, size }).map_err(nar_failed)?;
+    nar_entry(nar, &parts, Node::Regular { executable, size }).map_err(nar_failed)?;
     loop {
         let n = match file.read(buf) {
             Ok(0) => break,
@@ -206,10 +216,19 @@ fn write_entry<W: Write>(
             Err(e) => return Err(Error::io("cannot read", path, e)),
         };
         tar.data(&buf[..n]).map_err(failed)?;
-        nar.contents(&buf[..n]).map_err(nar_failed)?;
+        if let Some(nar) = nar {
+            nar.contents(&buf[..n]).map_err(nar_failed)?;
+        }
     }
     tar.end_file().map_err(failed)?;
     Ok(None)
+}
+
+fn nar_entry(nar: &mut Option<NarBuilder>, parts: &[&[u8]], node: Node<'_>) -> std::result::Result<(), String> {
+    match nar {
+        Some(nar) => nar.entry(parts, node),
+        None => Ok(()),
+    }
 }
 
 /// The name inside the layer: the absolute path without its leading `/`.

@@ -20,9 +20,11 @@
 //! registry, `podman load` or containerd stores and moves those once. Only
 //! the shared last layer mixes paths; it holds the least popular ones
 //! (the application and what only it uses), which change together anyway.
-//! Ties in popularity are broken by store path, so the order is the same
-//! on every machine; popular paths come first, so the bottom of the stack
-//! (and so the runtimes' snapshot chain) is also the part images share.
+//! Among equally popular paths the bigger comes first, since a layer of its
+//! own spares more bytes when it is shared; then the store path decides, so
+//! the order is the same on every machine. Popular paths come first, so the
+//! bottom of the stack (and so the runtimes' snapshot chain) is also the
+//! part images share.
 
 use crate::nix::{Closure, PathInfo, StorePath};
 
@@ -40,7 +42,9 @@ pub fn group(closure: &Closure, max_layers: usize) -> Vec<Vec<PathInfo>> {
     let store_layers = max_layers.max(MIN_LAYERS) - 1;
     let counts = popularity(closure);
     let mut ranked: Vec<(usize, &PathInfo)> = closure.paths.iter().zip(counts).map(|(info, n)| (n, info)).collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.path.cmp(&b.1.path)));
+    ranked.sort_by(|a, b| {
+        b.0.cmp(&a.0).then_with(|| b.1.nar_size.cmp(&a.1.nar_size)).then_with(|| a.1.path.cmp(&b.1.path))
+    });
     let infos: Vec<PathInfo> = ranked.into_iter().map(|(_, info)| info.clone()).collect();
     if infos.len() <= store_layers {
         return infos.into_iter().map(|info| vec![info]).collect();
@@ -133,6 +137,17 @@ mod tests {
         assert_eq!(layers[2].len(), 3);
         assert!(group(&c, 1).len() == 1, "the smallest budget still holds every path");
         assert_eq!(group(&c, 1)[0].len(), 5);
+    }
+
+    #[test]
+    fn among_equally_popular_paths_the_bigger_gets_a_layer_first() {
+        let mut c = closure(&[("app", &["aaa", "zzz"]), ("aaa", &[]), ("zzz", &[])]);
+        for info in &mut c.paths {
+            if info.path.package_name() == "zzz" {
+                info.nar_size = 1 << 20;
+            }
+        }
+        assert_eq!(names(&group(&c, 3)), [vec!["zzz"], vec!["aaa", "app"]]);
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl ImagePlan {
     /// The layers' digests, computed without writing anything: what
     /// `nucleus kube` needs for the default image name.
     pub fn digest_layers(&self) -> Result<Vec<Blob>> {
-        self.for_each_layer(|_, source| layer::write_layer(source, std::io::sink()))
+        self.for_each_layer(|_, source| layer::write_layer(source, std::io::sink(), layer::NarCheck::Check))
     }
 
     /// The config, manifest and index for layers with these digests.

@@ -231,7 +231,10 @@ impl Blobs {
                 Ok(Box::new(io::BufReader::with_capacity(1 << 20, File::from(fd))))
             }
             Blobs::Archive { file, entries } => match entries.get(name) {
-                Some((offset, size)) => Ok(Box::new(Slice { file, offset: *offset, end: offset + size })),
+                Some((offset, size)) => {
+                    let slice = Slice { file, offset: *offset, end: offset + size };
+                    Ok(Box::new(io::BufReader::with_capacity(1 << 20, slice)))
+                }
                 None => Err(Error::io("cannot find", name, io::Error::other("the archive has no such blob"))),
             },
         }
