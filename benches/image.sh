@@ -18,6 +18,10 @@
 #   wide     tests/closures/wide.nix with 598 leaves: 600 small paths (> 100 layers)
 #   wide+1   599 leaves
 #
+# Images are written to tmpfs (/dev/shm) by default, so that the figures are
+# nucleus's own work rather than the disk's; BENCH_DIR=/some/disk measures
+# with the disk (every file is fsynced).
+#
 # Usage: benches/image.sh [ROUNDS]   (default 5; run as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +32,9 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores
 cargo build --release --locked --quiet
 nucleus=$PWD/target/release/nucleus
 busybox=$(readlink -f "$(command -v busybox)")
-work=$(mktemp -d /tmp/nucleus-image-bench.XXXXXX)
+work=$(mktemp -d "${BENCH_DIR:-/dev/shm}/nucleus-image-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
+echo "images written to $(df --output=fstype "$work" | tail -1) ($work)"
 
 nixbuild() { nix-build --no-out-link --option sandbox true "$@" --arg busyboxFile "$busybox" 2>/dev/null; }
 declare -A closure=(
@@ -43,15 +48,17 @@ now() { date +%s%N; }
 ms() { echo $((($2 - $1) / 1000000)); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-# Median wall time of `nucleus image` into $work (an ext4 disk here), each
-# round into a new path, after one untimed run to warm the page cache.
+# Median wall time of `nucleus image`, each round into a new path, after
+# one untimed run to warm the page cache; the first round's image is kept.
 time_image() {
   local name=$1 suffix=$2 t0 i
   "$nucleus" image --out "$work/warm-$name$suffix" "${closure[$name]}" -- /bin/true >/dev/null
+  rm -rf "$work/warm-$name$suffix"
   for i in $(seq 1 "$rounds"); do
     t0=$(now)
     "$nucleus" image --out "$work/$name-$i$suffix" "${closure[$name]}" -- /bin/true >/dev/null
     ms "$t0" "$(now)"
+    [ "$i" -eq 1 ] || rm -rf "$work/$name-$i$suffix"
   done | median
 }
 

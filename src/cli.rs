@@ -148,7 +148,8 @@ const IMAGE_AFTER_HELP: &str = "The image holds the closure's store paths as lay
     top-level path, and /tmp. Its config holds the command, -e, -u, -w and -p; mounts and limits are \
     the runtime's (see `nucleus kube`). The same closure and options give the same digest anywhere.\n\n\
     Examples:\n  nucleus image --out hello.tar ./result -- /bin/hello\n  \
-    podman load -i hello.tar && podman --runtime runsc --runtime-flag network=none run --rm localhost/hello:TAG";
+    podman load -i hello.tar && podman --runtime runsc --runtime-flag network=none run --rm --network none \
+    localhost/hello:TAG";
 
 const KUBE_AFTER_HELP: &str = "Give the options `nucleus image` was given: the default --image is the name \
     and tag that image gets (localhost/NAME:TAG, TAG from its digest). The manifest holds the RuntimeClass \
