@@ -142,9 +142,11 @@ fn podman_loads_the_archive_and_runs_it_with_runsc() {
     let w = World::new();
     let archive = w.path("hello.tar");
     let script = "echo \"$GREETING from $(id -u):$(id -g) in $(pwd)\"";
-    image(&w, &archive, &["-u", "1000:1000", "-e", "GREETING=hi", "-w", "/tmp"], &hello(), &["/bin/sh", "-c", script]);
+    // The working directory is part of the image, as of a bundle's rootfs.
+    let options = ["-u", "1000:1000", "-e", "GREETING=hi", "-w", "/srv/work"];
+    image(&w, &archive, &options, &hello(), &["/bin/sh", "-c", script]);
     let out = podman_run(&w.path("podman"), &archive, &["/bin/hello"]);
-    assert_eq!(ok(&out), "hi from 1000:1000 in /tmp\nhello from nix\n", "stderr: {}", stderr(&out));
+    assert_eq!(ok(&out), "hi from 1000:1000 in /srv/work\nhello from nix\n", "stderr: {}", stderr(&out));
     assert!(stderr(&out).contains("loaded localhost/hello:"), "{}", stderr(&out));
 }
 

@@ -14,7 +14,8 @@
 //!
 //! The root layer holds what makes the closure a root filesystem: `/bin`,
 //! `/etc`, … as symlinks to the top-level path's directories (as the rootfs
-//! plan resolved them, inside the closure), and `/tmp` (1777).
+//! plan resolved them, inside the closure), `/tmp` (1777) and the working
+//! directory.
 
 use std::ffi::OsString;
 use std::fs::{self, File, FileType};
@@ -38,9 +39,18 @@ const READ_CHUNK: usize = 256 * 1024;
 pub enum LayerSource {
     /// Store paths, sorted by path.
     Store(Vec<PathInfo>),
-    /// `/NAME -> TARGET` links for the top-level directories, sorted by
-    /// name, and `/tmp`.
-    Root(Vec<(String, PathBuf)>),
+    /// The root filesystem around the store.
+    Root(RootEntries),
+}
+
+/// What the root layer holds besides `/tmp`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RootEntries {
+    /// `/NAME -> TARGET` links for the top-level directories.
+    pub links: Vec<(String, PathBuf)>,
+    /// Directories (0755) without a leading `/`: the working directory and
+    /// its parents, which a bundle's rootfs holds too.
+    pub directories: Vec<String>,
 }
 
 impl LayerSource {
@@ -85,15 +95,17 @@ pub fn write_layer(source: &LayerSource, out: impl Write, check: NarCheck) -> Re
                 write_store_path(&mut tar, info, &mut buf, check)?;
             }
         }
-        LayerSource::Root(links) => {
-            let mut entries: Vec<(&str, Option<&Path>)> =
-                links.iter().map(|(n, t)| (n.as_str(), Some(t.as_path()))).collect();
-            entries.push(("tmp", None));
+        LayerSource::Root(root) => {
+            // Sorted by name, so a directory always comes before what is in it.
+            let mut entries: Vec<(&str, Option<&Path>, u32)> =
+                root.links.iter().map(|(n, t)| (n.as_str(), Some(t.as_path()), 0)).collect();
+            entries.push(("tmp", None, 0o1777));
+            entries.extend(root.directories.iter().map(|d| (d.as_str(), None, 0o755)));
             entries.sort();
-            for (name, target) in entries {
+            for (name, target, mode) in entries {
                 match target {
                     Some(target) => tar.symlink(name.as_bytes(), target.as_os_str().as_bytes()),
-                    None => tar.directory(name.as_bytes(), 0o1777),
+                    None => tar.directory(name.as_bytes(), mode),
                 }
                 .map_err(failed)?;
             }

@@ -24,6 +24,7 @@ pub mod tar;
 pub mod verify;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -33,7 +34,7 @@ use crate::nix::Closure;
 use crate::request::RunRequest;
 use crate::rootfs::RootfsPlan;
 use crate::{Error, Result};
-use layer::{Blob, LayerSource};
+use layer::{Blob, LayerSource, RootEntries};
 use oci::Document;
 
 pub use output::Output;
@@ -83,13 +84,14 @@ impl ImagePlan {
         check_request(input.request)?;
         let mut layers: Vec<LayerSource> =
             layers::group(input.closure, input.max_layers).into_iter().map(LayerSource::Store).collect();
-        let links = input
+        let links: Vec<(String, PathBuf)> = input
             .rootfs
             .system
             .iter()
             .map(|bind| (bind.destination.trim_start_matches('/').to_string(), bind.source.clone()))
             .collect();
-        layers.push(LayerSource::Root(links));
+        let directories = workdir_directories(&input.request.workdir, &links);
+        layers.push(LayerSource::Root(RootEntries { links, directories }));
         let annotations = BTreeMap::from([
             (oci::ANNOTATION_BUNDLE_DIGEST.to_string(), input.bundle_digest.to_string()),
             (oci::ANNOTATION_CLOSURE_ROOT.to_string(), input.closure.root.to_string()),
@@ -178,6 +180,19 @@ impl ImagePlan {
     }
 }
 
+/// The working directory and its parents, for the root layer, unless it is
+/// `/`, in the store, in `/tmp` or below one of the links (which lead into
+/// the read-only store): a runtime need not create it in a read-only root.
+fn workdir_directories(workdir: &str, links: &[(String, PathBuf)]) -> Vec<String> {
+    let relative = workdir.trim_matches('/');
+    let Some(first) = relative.split('/').next().filter(|f| !f.is_empty()) else { return Vec::new() };
+    if first == "nix" || first == "tmp" || links.iter().any(|(name, _)| name == first) {
+        return Vec::new();
+    }
+    let parts: Vec<&str> = relative.split('/').collect();
+    (1..=parts.len()).map(|n| parts[..n].join("/")).collect()
+}
+
 /// Options that only a runtime on this host can carry out have no place in
 /// an image: refused, rather than silently left out.
 pub fn check_request(req: &RunRequest) -> Result<()> {
@@ -198,4 +213,18 @@ pub fn check_request(req: &RunRequest) -> Result<()> {
         return refuse("--platform", "the runsc platform is chosen by each node's runtime, not by the image");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workdir_is_a_directory_of_the_root_layer_where_it_can_be() {
+        let links = vec![("bin".to_string(), PathBuf::from("/nix/store/x-hello/bin"))];
+        assert_eq!(workdir_directories("/srv/app/data", &links), ["srv", "srv/app", "srv/app/data"]);
+        for inside in ["/", "/tmp/x", "/bin/sub", "/nix/store"] {
+            assert!(workdir_directories(inside, &links).is_empty(), "{inside}");
+        }
+    }
 }
