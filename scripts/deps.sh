@@ -15,7 +15,18 @@ NUCLEUS_APT_PACKAGES=(
   bc                                       # arithmetic in benches/startup.sh
   libssl-dev pkg-config                    # build: NAR hashing uses libcrypto's SHA-256, as Nix does
   time                                     # /usr/bin/time: peak memory in benches/hash.sh and verify.sh
+  skopeo umoci                             # tests/image.rs: inspect and unpack the images `nucleus image` writes
+  podman                                   # tests/image.rs: load an image and run it with runsc
+  python3-pip                              # to install kubernetes-validate (below)
+  jq                                       # benches/image.sh reads the images' manifests
 )
+
+# tests/kube.rs validates manifests with kubernetes-validate (it ships the
+# Kubernetes schemas, so it works offline), installed for Debian's python3
+# into a directory of its own, which the tests put on PYTHONPATH.
+NUCLEUS_PYTHON=/usr/bin/python3
+NUCLEUS_PIP_PACKAGES=(kubernetes-validate==1.37.0)
+export NUCLEUS_TEST_PYTHONPATH=${NUCLEUS_TEST_PYTHONPATH:-/opt/nucleus-test/python}
 
 nucleus_install_deps() {
   local missing=()
@@ -31,6 +42,11 @@ nucleus_install_deps() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  if ! PYTHONPATH=$NUCLEUS_TEST_PYTHONPATH "$NUCLEUS_PYTHON" -c 'import kubernetes_validate' 2>/dev/null; then
+    echo "installing into $NUCLEUS_TEST_PYTHONPATH: ${NUCLEUS_PIP_PACKAGES[*]}" >&2
+    "$NUCLEUS_PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+      --target "$NUCLEUS_TEST_PYTHONPATH" "${NUCLEUS_PIP_PACKAGES[@]}"
   fi
   if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo not found: install Rust (https://rustup.rs) first" >&2

@@ -71,7 +71,8 @@ pub enum Command {
         /// A bundle written by `nucleus bundle` or kept by `nucleus run --keep`.
         dir: PathBuf,
     },
-    /// Check a bundle against its recorded digest, its root filesystem and Nix's narHashes.
+    /// Check a bundle against its recorded digest, its root filesystem and Nix's narHashes; or an
+    /// image (layout directory or .tar) against its blob digests and recorded narHashes.
     Verify {
         dir: PathBuf,
         /// Also rehash every store path's contents (in parallel).
@@ -117,6 +118,13 @@ pub enum Command {
     },
     /// Run COMMAND in a running container, with its mounts and namespaces.
     Exec(ExecArgs),
+    /// Write INSTALLABLE's closure as an OCI image (a layout directory, or an oci-archive when PATH
+    /// ends in .tar) and print its digest.
+    #[command(after_help = IMAGE_AFTER_HELP)]
+    Image(ImageArgs),
+    /// Print a Kubernetes manifest that runs INSTALLABLE's image in gVisor, hardened as `run` is.
+    #[command(after_help = KUBE_AFTER_HELP)]
+    Kube(KubeArgs),
     /// Check arguments as `run` would, without touching the host: no file is read, no
     /// installable resolved. Exit 0 when acceptable, else 125 with the reason.
     #[command(name = "check-args")]
@@ -134,6 +142,20 @@ const RUN_AFTER_HELP: &str = "INSTALLABLE is a store path or a path resolving to
     Examples:\n  nucleus run ./result -- /bin/hello\n  nucleus run ./result\n  \
     nucleus run -v ./data:/data:rw --timeout 600 ./tests -- /bin/run-tests\n  \
     nucleus run --name web -p 8080:80 ./result -- /bin/httpd -f -p 80";
+
+const IMAGE_AFTER_HELP: &str = "The image holds the closure's store paths as layers (the most referenced \
+    paths one per layer, the rest together, at most --max-layers), links for /bin, /etc, … into the \
+    top-level path, and /tmp. Its config holds the command, -e, -u, -w and -p; mounts and limits are \
+    the runtime's (see `nucleus kube`). The same closure and options give the same digest anywhere.\n\n\
+    Examples:\n  nucleus image --out hello.tar ./result -- /bin/hello\n  \
+    podman load -i hello.tar && podman --runtime runsc --runtime-flag network=none run --rm --network none \
+    localhost/hello:TAG";
+
+const KUBE_AFTER_HELP: &str = "Give the options `nucleus image` was given: the default --image is the name \
+    and tag that image gets (localhost/NAME:TAG, TAG from its digest). The manifest holds the RuntimeClass \
+    (gvisor, handler runsc), the workload, and for --network none a NetworkPolicy denying all traffic.\n\n\
+    Examples:\n  nucleus kube --kind job --timeout 600 ./tests -- /bin/run-tests | kubectl apply -f -\n  \
+    nucleus kube --kind deployment --image registry.example/web:1 -p 8080:80 ./web -- /bin/httpd -f";
 
 #[derive(Debug, Subcommand)]
 pub enum CheckTarget {
@@ -186,6 +208,67 @@ pub struct BundleArgs {
     /// Directory to write; must not exist or be empty (never a symlink).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Where to write the image: a new or empty directory (OCI layout), or a new FILE.tar (oci-archive).
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// The name in the image's index (what `podman load` calls it) [default: localhost/NAME:TAG].
+    #[arg(long, value_name = "REF")]
+    pub tag: Option<String>,
+
+    #[command(flatten)]
+    pub layers: LayerArgs,
+
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LayerArgs {
+    /// The most layers the image has, its root layer included (2 to 125).
+    #[arg(long, value_name = "N", default_value_t = crate::image::layers::DEFAULT_MAX_LAYERS as u16,
+          value_parser = clap::value_parser!(u16).range(2..=125))]
+    pub max_layers: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// The object that runs the pod.
+    #[arg(long, value_enum, default_value = "pod")]
+    pub kind: crate::kube::WorkloadKind,
+    /// The image's reference [default: the name `nucleus image` gives it, localhost/NAME:TAG].
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// The objects' name [default: from the installable's package name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Deadline in seconds: a Job's or a Pod's activeDeadlineSeconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// Run a Job as N indexed shards (JOB_COMPLETION_INDEX tells each which it is).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub shards: Option<u32>,
+    /// How -v volumes reach the pod: PersistentVolumeClaims to create, or the node's own paths.
+    #[arg(long, value_enum, default_value = "claim")]
+    pub volumes_as: crate::kube::VolumeSource,
+    /// Write the Localhost seccomp profile the pod names to FILE (a new file), to install on the nodes.
+    #[arg(long, value_name = "FILE")]
+    pub seccomp_out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub layers: LayerArgs,
 
     #[command(flatten)]
     pub sandbox: SandboxArgs,

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::bundle::{self, Bundle, Destination};
-use crate::cli::{BundleArgs, CheckTarget, Cli, Command, ExecArgs, HostAccess, RunArgs};
+use crate::cli::{
+    BundleArgs, CheckTarget, Cli, Command, ExecArgs, HostAccess, ImageArgs, KubeArgs, RunArgs, SandboxArgs,
+    WorkloadArgs,
+};
 use crate::host::sources::HostSources;
 use crate::nix::cache::ClosureCache;
 use crate::nix::closure::Closure;
@@ -58,6 +61,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Exec(args) => exec(&args, &state()?),
+        Command::Image(args) => write_image(&args),
+        Command::Kube(args) => kube(&args),
         Command::CheckArgs { target: CheckTarget::Run(args) } => {
             args.request(HostAccess::Offline)?;
             Ok(0)
@@ -175,6 +180,9 @@ fn write_bundle(args: &BundleArgs) -> Result<i32> {
 }
 
 fn verify(dir: &Path, deep: bool) -> Result<i32> {
+    if crate::image::verify::is_image(dir) {
+        return verify_image(dir);
+    }
     let bundle = Bundle::read(&absolute(dir)?)?;
     let differences = bundle::verify::verify(&bundle, deep)?;
     if differences.is_empty() {
@@ -183,6 +191,131 @@ fn verify(dir: &Path, deep: bool) -> Result<i32> {
     let text: String = differences.iter().map(|d| format!("differs: {}\n", crate::error::printable(d))).collect();
     print_text(&text)?;
     Ok(1)
+}
+
+/// An image checks out on any machine: its layers are rehashed every time,
+/// so `--deep` adds nothing.
+fn verify_image(path: &Path) -> Result<i32> {
+    let report = crate::image::verify::verify(&absolute(path)?)?;
+    if report.differences.is_empty() {
+        return print_line(&format!("ok {}", report.image_digest));
+    }
+    let text: String =
+        report.differences.iter().map(|d| format!("differs: {}\n", crate::error::printable(d))).collect();
+    print_text(&text)?;
+    Ok(1)
+}
+
+/// An image's plan and what it was made from.
+struct ImageSource {
+    request: RunRequest,
+    closure: Closure,
+    command: Vec<String>,
+    bundle_digest: String,
+    plan: crate::image::ImagePlan,
+}
+
+/// installable → closure → bundle digest → image plan, for `image` and
+/// `kube` alike, so both name the same image. No host path is opened: the
+/// volumes of an image are the runtime's to provide.
+fn image_source(sandbox: &SandboxArgs, workload: &WorkloadArgs, max_layers: u16) -> Result<ImageSource> {
+    let req = sandbox.request(workload, HostAccess::Full)?;
+    crate::image::check_request(&req)?;
+    if req.installable.is_none() {
+        return Err(Error::invalid("INSTALLABLE", "an image holds a closure, and host mode has none"));
+    }
+    let resolved = resolve(&req, None, &Deadline::none())?;
+    let sources = HostSources::default();
+    // The bundle digest does not depend on where a bundle is written; this
+    // directory holds no volume source (nothing under /proc may be one).
+    let target = Target::Directory(Path::new("/proc/nucleus-image"));
+    let launch = LaunchPlan::new(
+        &Resolved {
+            request: &req,
+            rootfs: &resolved.rootfs,
+            closure: resolved.closure.as_ref(),
+            command: &resolved.command,
+            sources: &sources,
+        },
+        &target,
+    )?;
+    let closure = resolved.closure.ok_or_else(|| Error::invalid("INSTALLABLE", "it resolved to no closure"))?;
+    let bundle_digest = launch.bundle.record.digest.to_string();
+    let plan = crate::image::ImagePlan::new(&crate::image::ImageInput {
+        request: &req,
+        closure: &closure,
+        rootfs: &resolved.rootfs,
+        command: &resolved.command,
+        bundle_digest: &bundle_digest,
+        max_layers: usize::from(max_layers),
+    })?;
+    Ok(ImageSource { request: req, closure, command: resolved.command, bundle_digest, plan })
+}
+
+fn write_image(args: &ImageArgs) -> Result<i32> {
+    let out = absolute(&args.out)?;
+    let tag = args.tag.as_deref().map(|t| crate::image::oci::parse_reference("--tag", t)).transpose()?;
+    let source = image_source(&args.sandbox, &args.workload, args.layers.max_layers)?;
+    let output = crate::image::Output::for_path(&out);
+    let documents = crate::image::output::write(&source.plan, &output, tag.as_deref())?;
+    tracing::info!(reference = %documents.reference, layers = source.plan.layers.len(), "wrote the image");
+    print_line(documents.image_digest())
+}
+
+fn kube(args: &KubeArgs) -> Result<i32> {
+    let name = args.name.as_deref().map(crate::kube::parse_name).transpose()?;
+    let image = args.image.as_deref().map(|i| crate::image::oci::parse_reference("--image", i)).transpose()?;
+    let timeout = args.timeout.as_deref().map(|t| policy::parse_seconds("--timeout", t)).transpose()?;
+    let mut source = image_source(&args.sandbox, &args.workload, args.layers.max_layers)?;
+    source.request.timeout = timeout.map(std::time::Duration::from_secs);
+    // Without --image, the reference is the one `nucleus image` writes into
+    // the image's index, which needs the image's digest.
+    let (image, image_digest) = match image {
+        Some(image) => (image, None),
+        None => {
+            let documents = source.plan.documents(&source.plan.digest_layers()?, None)?;
+            (documents.reference.clone(), Some(documents.image_digest().to_string()))
+        }
+    };
+    let name = name.unwrap_or_else(|| crate::kube::default_name(source.closure.root.package_name()));
+    let manifest = crate::kube::manifest(&crate::kube::KubeInput {
+        request: &source.request,
+        command: &source.command,
+        name: &name,
+        image: &image,
+        kind: args.kind,
+        volume_source: args.volumes_as,
+        shards: args.shards,
+        bundle_digest: &source.bundle_digest,
+        image_digest: image_digest.as_deref(),
+    })?;
+    if let Some(file) = &args.seccomp_out {
+        let Some((_, profile)) = &manifest.seccomp_profile else {
+            return Err(Error::invalid(
+                "--seccomp-out",
+                "the pod needs no Localhost profile (no --seccomp-profile and no writable volume)",
+            ));
+        };
+        write_new_file("--seccomp-out", &absolute(file)?, profile)?;
+    }
+    for warning in &manifest.warnings {
+        eprintln!("nucleus: warning: {warning}");
+    }
+    print_text(&manifest.text)
+}
+
+/// A new file (never replacing one, never through a symlink).
+fn write_new_file(option: &str, path: &Path, contents: &[u8]) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(Error::invalid(option, format!("{} does not name a file", path.display())));
+    };
+    let dir = bundle::SafeDir::open(parent).map_err(|e| Error::io("cannot open the directory of", path, e))?;
+    dir.write_new_file(name, 0o644, contents).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            Error::invalid(option, format!("{} exists; nucleus never overwrites files", path.display()))
+        }
+        _ => Error::io("cannot write", path, e),
+    })
 }
 
 fn closure(installable: &str, json: bool) -> Result<i32> {

@@ -9,6 +9,7 @@
 //! nix         ─► StorePath ─► Closure  (installable, closure, narHash)
 //! rootfs      ─► RootfsPlan            (what /bin, /etc and /nix/store show)
 //! plan        ─► LaunchPlan            (oci: the Spec; bundle: contents and digest; every decision)
+//! image, kube ─► OCI image, manifest   (the closure as layers; the sandbox in Kubernetes' terms)
 //! sandbox     ─► exit status           (state: the container's record; runsc; the supervisor)
 //! ```
 
@@ -17,6 +18,8 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod host;
+pub mod image;
+pub mod kube;
 pub mod nix;
 pub mod oci;
 pub mod plan;
