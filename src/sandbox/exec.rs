@@ -84,7 +84,7 @@ fn exec(mut connection: Connection, shared: &Arc<Shared>, request: ExecRequest, 
             return;
         }
     };
-    let state = Arc::new(Mutex::new(ExecState::Starting));
+    let state = Arc::new(Mutex::new(ExecState::Starting { pending: Vec::new() }));
     watch_client(&connection, shared, Arc::clone(&state));
     let reply = finish(&mut child, &pid_file, &state, &connection, shared);
     *state.lock().unwrap_or_else(|p| p.into_inner()) = ExecState::Ended;
@@ -124,12 +124,24 @@ fn start(
 }
 
 /// Where an `exec`'d command is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum ExecState {
-    Starting,
+    /// `runsc exec` has not said the command's pid yet; signals the caller
+    /// sends meanwhile wait here (the command may already be running).
+    Starting {
+        pending: Vec<Signal>,
+    },
     /// Running as this pid inside the container.
     Running(i32),
     Ended,
+}
+
+/// `runsc kill --pid` of an `exec`'d command.
+fn signal_command(shared: &Shared, pid: i32, signal: Signal) {
+    let text = signal.as_str().trim_start_matches("SIG");
+    if let Err(e) = shared.control_call(&["kill", "--pid", &pid.to_string(), &shared.plan.name, text]) {
+        tracing::debug!("{e}");
+    }
 }
 
 /// Forwards the caller's signals to the command; if the caller goes away
@@ -145,11 +157,16 @@ fn watch_client(connection: &Connection, shared: &Arc<Shared>, state: Arc<Mutex<
                 Ok(Some(_)) => continue,
                 _ => (Some(Signal::SIGKILL), true),
             };
-            let now = *state.lock().unwrap_or_else(|p| p.into_inner());
-            if let (Some(signal), ExecState::Running(pid)) = (signal, now) {
-                let text = signal.as_str().trim_start_matches("SIG");
-                if let Err(e) = shared.control_call(&["kill", "--pid", &pid.to_string(), &shared.plan.name, text]) {
-                    tracing::debug!("{e}");
+            if let Some(signal) = signal {
+                let mut now = state.lock().unwrap_or_else(|p| p.into_inner());
+                match &mut *now {
+                    ExecState::Starting { pending } => pending.push(signal),
+                    ExecState::Running(pid) => {
+                        let pid = *pid;
+                        drop(now);
+                        signal_command(&shared, pid, signal);
+                    }
+                    ExecState::Ended => {}
                 }
             }
             if gone {
@@ -171,11 +188,19 @@ fn finish(
     let log = shared.plan.dir.join(CONTROL_LOG_FILE);
     let errors_before = logged_errors(&log).len();
     let status = loop {
-        let starting = *state.lock().unwrap_or_else(|p| p.into_inner()) == ExecState::Starting;
+        let starting = matches!(*state.lock().unwrap_or_else(|p| p.into_inner()), ExecState::Starting { .. });
         if starting {
             if let Some(started) = std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
-                *state.lock().unwrap_or_else(|p| p.into_inner()) = ExecState::Running(started);
+                let before = std::mem::replace(
+                    &mut *state.lock().unwrap_or_else(|p| p.into_inner()),
+                    ExecState::Running(started),
+                );
                 let _ = connection.send(&Reply::Started { pid: started }, &[]);
+                if let ExecState::Starting { pending } = before {
+                    for signal in pending {
+                        signal_command(shared, started, signal);
+                    }
+                }
             }
         }
         match child.try_wait() {
