@@ -4,6 +4,7 @@
 //! recorded when the name was reserved.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Mountpoints of every cgroup hierarchy (v1 controllers and v2).
 fn hierarchies() -> Vec<PathBuf> {
@@ -24,9 +25,15 @@ fn unescape(field: &str) -> String {
     field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
+/// How long a cgroup may keep processes that are already dying: a killed
+/// supervisor takes its pid namespace with it, but the kernel ends a
+/// sandbox of many threads over some milliseconds, and rmdir refuses a
+/// cgroup until its last process is gone.
+const DYING_PROCESSES_LIMIT: Duration = Duration::from_secs(5);
+
 /// Removes `cgroups_path` (one of nucleus's own, `/nucleus-…`) from every
-/// hierarchy, innermost directories first. A cgroup still holding a
-/// process stays: rmdir refuses it.
+/// hierarchy, innermost directories first, waiting a little for processes
+/// that are on their way out. A cgroup whose processes live on stays.
 pub fn release(cgroups_path: &str) {
     let Some(name) =
         cgroups_path.strip_prefix('/').filter(|n| n.starts_with("nucleus-") && !n.contains('/') && !n.contains(".."))
@@ -34,8 +41,18 @@ pub fn release(cgroups_path: &str) {
         tracing::warn!(cgroups_path, "not a cgroup path nucleus makes; left alone");
         return;
     };
-    for hierarchy in hierarchies() {
-        remove_tree(&hierarchy.join(name));
+    let deadline = Instant::now() + DYING_PROCESSES_LIMIT;
+    loop {
+        let mut left = false;
+        for hierarchy in hierarchies() {
+            let dir = hierarchy.join(name);
+            remove_tree(&dir);
+            left |= dir.exists();
+        }
+        if !left || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
