@@ -304,4 +304,24 @@ mod tests {
         assert_eq!(digest(&r, &prepared), digest(&r, &own));
         assert_ne!(digest(&r, &host), digest(&r, &own));
     }
+
+    /// The digest is a published value: a fixed bundle keeps it across
+    /// versions, and whichever map order serde_json is built with
+    /// (`scripts/test.sh` runs this with `preserve_order` too).
+    #[test]
+    fn a_fixed_bundle_keeps_its_published_digest() {
+        let mut r = record("/s/b", Some(vec![(B, "sha256-BBBB"), (A, "sha256-AAAA")]));
+        r.staged_sources.insert("staging/volume-0".into(), "/srv/data".into());
+        let config = json!({
+            "process": {"args": ["/bin/hello"], "env": ["PATH=/bin"], "cwd": "/"},
+            "mounts": [bind("/s/b/store-view", "/nix/store"), bind("/s/b/staging/volume-0", "/data")],
+            "hostname": "nucleus",
+            "linux": {"cgroupsPath": "/nucleus-x", "namespaces": [{"type": "pid"}, {"type": "network"}]},
+            "ociVersion": "1.0.2",
+        });
+        assert_eq!(
+            digest(&r, &config).to_string(),
+            "sha256:e4367e8c03d6e7321568f3115362b3805c20a5d3240f5e3484fa3298986d74b9"
+        );
+    }
 }
