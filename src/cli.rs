@@ -33,15 +33,15 @@ pub struct Cli {
     pub verbose_short: u8,
 
     /// Say what nucleus is doing on stderr (twice: debug and runsc's debug logs).
-    #[arg(long = "verbose", global = true, action = clap::ArgAction::Count)]
+    #[arg(long = "verbose", global = true, display_order = 900, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
     /// Print only the workload's output and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, display_order = 901, conflicts_with = "verbose")]
     pub quiet: bool,
 
     /// Where container state lives [default: /run/nucleus for root, $XDG_RUNTIME_DIR/nucleus otherwise].
-    #[arg(long, global = true, env = "NUCLEUS_STATE_ROOT", value_name = "DIR")]
+    #[arg(long, global = true, display_order = 902, env = "NUCLEUS_STATE_ROOT", value_name = "DIR")]
     pub state_root: Option<PathBuf>,
 
     #[command(subcommand)]
