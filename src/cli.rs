@@ -74,6 +74,7 @@ pub enum Command {
     /// Check a bundle against its recorded digest, its root filesystem and Nix's narHashes; or an
     /// image (layout directory or .tar) against its blob digests and recorded narHashes.
     Verify {
+        /// A bundle directory, an image layout directory, or an image .tar.
         dir: PathBuf,
         /// Also rehash every store path's contents (in parallel).
         #[arg(long)]
@@ -81,13 +82,17 @@ pub enum Command {
     },
     /// Print the NAR sha256 of PATH, as `nix hash path` does.
     Hash {
+        /// Any file, directory or symlink (a symlink is hashed as the link itself).
         path: PathBuf,
+        /// How to print the hash: SRI (sha256-…), Nix's base32, or hex.
         #[arg(long, default_value = "sri", value_name = "sri|nix32|base16")]
         format: HashFormat,
     },
     /// Print INSTALLABLE's closure (with --json: path, narHash, narSize, references).
     Closure {
+        /// Store path, ./result, FILE.nix or flake reference.
         installable: String,
+        /// One JSON array of {path, narHash, narSize, references}.
         #[arg(long)]
         json: bool,
     },
@@ -96,14 +101,20 @@ pub enum Command {
         /// Include stopped containers.
         #[arg(short, long)]
         all: bool,
+        /// One JSON array of the containers' records.
         #[arg(long)]
         json: bool,
     },
     /// Print a container's OCI state as JSON.
-    State { name: String },
+    State {
+        /// The container's name.
+        name: String,
+    },
     /// Send SIGNAL (default TERM) to a container's workload.
     Kill {
+        /// The container's name.
         name: String,
+        /// A signal name (TERM, SIGKILL, …) or number.
         #[arg(default_value = "TERM")]
         signal: String,
         /// Signal every process of the container, not only its first.
@@ -112,7 +123,9 @@ pub enum Command {
     },
     /// Remove a stopped container; --force stops a running one first.
     Delete {
+        /// The container's name.
         name: String,
+        /// Stop the container first if it is running (KILL).
         #[arg(short, long)]
         force: bool,
     },
@@ -303,6 +316,7 @@ pub struct ExecArgs {
     /// Working directory for the command [default: the container's].
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
+    /// The running container's name.
     pub name: String,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
