@@ -9,7 +9,7 @@ cargo build --release --locked --quiet
 demo=$(nix-build --no-out-link --option sandbox true tests/closures/hello.nix \
   --arg busyboxFile "$(readlink -f "$(command -v busybox)")")
 echo "closure: $demo ($(nix-store -qR "$demo" | wc -l) store paths)" >&2
-echo "+ nucleus run $demo -- /bin/hello" >&2
-target/release/nucleus run "$demo" -- /bin/hello
+echo "+ nucleus run $demo   (its main program, bin/hello)" >&2
+target/release/nucleus run "$demo"
 echo "+ nucleus run $demo -- /bin/sh -c 'ls /nix/store; echo x > /probe'" >&2
 target/release/nucleus run "$demo" -- /bin/sh -c 'ls /nix/store; echo x > /probe || echo "(the root is read-only)"'
