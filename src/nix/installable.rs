@@ -224,7 +224,8 @@ fn resolve_app(reference: &str, deadline: &Deadline) -> Result<Option<Resolved>>
         app.get("drvs").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
     for drv in drvs.iter().filter(|d| d.ends_with(".drv")) {
         let mut cmd = Command::new("nix-store");
-        cmd.args(["--realise", drv]);
+        // Like `nix run`, no GC root, and so no warning that there is none.
+        cmd.args(["--realise", "--no-gc-warning", drv]);
         stdout_of(cmd, deadline)?;
     }
     let root = StorePath::containing(Path::new(program)).ok_or_else(|| Error::Installable {
