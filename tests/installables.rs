@@ -21,6 +21,7 @@ fn system() -> String {
 /// file, same filter), so only the small derivations below are new.
 ///
 /// - `packages.hello`: `hello-1.2` with /bin/hello and busybox applets;
+/// - `packages.tool`: `py-tool-2.0` with bin/tool and `pname = "tool"`;
 /// - `packages.default`: `multi-0.3` with bin/greet and bin/other, and
 ///   `meta.mainProgram = "greet"`;
 /// - with `apps`: `apps.default` and `apps.tool`, both bin/other of multi.
@@ -54,9 +55,14 @@ fn write_flake(dir: &Path, apps: bool) -> String {
         ${{program "greet" "echo greet, the main program"}}
         ${{program "other" "echo other, the app"}}
       '';
+      # `nix run` takes pname before the name: bin/tool, not bin/py-tool.
+      tool = t.script "py-tool-2.0" ''
+        mkdir -p $out/bin
+        ${{program "tool" "echo tool, by pname"}}
+      '' // {{ pname = "tool"; }};
     in {{
       packages.${{system}} = {{
-        inherit hello;
+        inherit hello tool;
         default = multi // {{ meta.mainProgram = "greet"; }};
       }};
       {apps}
@@ -69,9 +75,10 @@ fn write_flake(dir: &Path, apps: bool) -> String {
     format!("path:{}", dir.display())
 }
 
-/// A `.nix` file taking arguments, with three packages: `hello` (named
+/// A `.nix` file taking arguments, with four packages: `hello` (named
 /// `hello-1.2`, /bin/hello printing GREETING and COUNT), `tools` (bin/alpha
-/// and bin/beta, neither named after it), `empty` (no bin/ at all).
+/// and bin/beta, neither named after it), `empty` (no bin/ at all),
+/// `named` (`py-named-2.0`, `pname = "named"`, bin/named).
 fn write_nix_file(dir: &Path) -> PathBuf {
     let lib = repo().join("tests/closures/lib.nix");
     let text = format!(
@@ -90,6 +97,11 @@ in {{
     ln -s ${{t.busybox}}/bin/busybox $out/bin/beta
   '';
   empty = t.script "empty-1.0" "mkdir $out";
+  named = t.script "py-named-2.0" ''
+    mkdir -p $out/bin
+    printf '#!${{t.busybox}}/bin/sh\necho "named by pname"\n' > $out/bin/named
+    chmod +x $out/bin/named
+  '' // {{ pname = "named"; }};
 }}
 "#,
         lib = lib.display()
@@ -139,6 +151,7 @@ fn a_path_flake_package_runs_with_and_without_a_command() {
     assert_eq!(ok(&w.run(&["run", &hello, "--", "/bin/hello"])), "hello from a flake\n");
     // No app named hello, no meta.mainProgram: bin/<name without version>.
     assert_eq!(ok(&w.run(&["run", &hello])), "hello from a flake\n");
+    assert_eq!(ok(&w.run(&["run", &format!("{flake}#tool")])), "tool, by pname\n");
     // The command given wins over the main program.
     assert_eq!(ok(&w.run(&["run", &hello, "--", "/bin/echo", "mine"])), "mine\n");
     w.assert_clean();
@@ -230,6 +243,8 @@ fn a_nix_file_takes_attr_arg_and_argstr() {
     let out = run(&["-A", "hello", "--argstr", "greeting", "hi there", "--arg", "count", "1 + 2"]);
     assert_eq!(ok(&out), "hi there x3\n");
     assert_eq!(ok(&run(&["--attr", "hello", "--", "/bin/hello"])), "hello x1\n");
+    // `nix run` takes pname before the name without its version.
+    assert_eq!(ok(&run(&["-A", "named"])), "named by pname\n");
     // A bad attribute or expression: 125, Nix's reason in nucleus's one line.
     let bad_attr = run(&["-A", "nope"]);
     assert_refused_saying(&bad_attr, &["nix-build", "'nope'", "not found"]);
