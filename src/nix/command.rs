@@ -1,12 +1,16 @@
 //! Running Nix's own commands. Nix prints progress and errors on stderr; we
-//! pass that through so the user sees Nix's reason, and read only stdout.
+//! pass its progress through as it comes and read only stdout. Its error
+//! report is held back: its first line becomes the reason in nucleus's own
+//! one-line message (`nucleus: nix (nix-build …) failed: attribute 'x' …
+//! not found`), and only the lines after it (a build's last log lines, the
+//! place in an expression) are shown above that message.
 //! The environment (including `NIX_CONFIG`) is inherited untouched.
 //!
 //! Every call honours the run's [`Deadline`]: `--timeout` bounds the whole
 //! run, and a Nix daemon that never answers must not hang it.
 
 use std::ffi::OsStr;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,23 +55,34 @@ pub fn nix() -> Command {
     cmd
 }
 
-/// Runs `cmd`, letting stderr through, and returns stdout as UTF-8. Past
-/// the deadline the command (its whole process group) is killed.
+/// What becomes of a Nix command's stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NixStderr {
+    /// Progress shown as it comes; the error report folded into the error.
+    Relay,
+    /// Nothing shown: the command's failure is an answer, not a problem.
+    Drop,
+}
+
+/// Runs `cmd`, relaying its progress on stderr, and returns stdout as
+/// UTF-8. Past the deadline the command (its whole process group) is
+/// killed. A failure's reason is Nix's own first line of error.
 pub fn stdout_of(cmd: Command, deadline: &Deadline) -> Result<String> {
-    run(cmd, deadline, Stdio::inherit())
+    run(cmd, deadline, NixStderr::Relay)
 }
 
 /// As [`stdout_of`], with Nix's stderr dropped: for questions whose
 /// failure is an answer (does this flake have such an app?).
 pub fn stdout_of_probe(cmd: Command, deadline: &Deadline) -> Result<String> {
-    run(cmd, deadline, Stdio::null())
+    run(cmd, deadline, NixStderr::Drop)
 }
 
-fn run(mut cmd: Command, deadline: &Deadline, stderr: Stdio) -> Result<String> {
+fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<String> {
     let shown = describe(&cmd);
     tracing::debug!(command = %shown, "running nix");
+    let stderr_pipe = if stderr == NixStderr::Relay { Stdio::piped() } else { Stdio::null() };
     let mut child =
-        cmd.stdin(Stdio::null()).stderr(stderr).stdout(Stdio::piped()).process_group(0).spawn().map_err(|e| {
+        cmd.stdin(Stdio::null()).stderr(stderr_pipe).stdout(Stdio::piped()).process_group(0).spawn().map_err(|e| {
             let reason = if e.kind() == std::io::ErrorKind::NotFound {
                 "is Nix installed and on PATH?"
             } else {
@@ -83,6 +98,13 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: Stdio) -> Result<String> {
         }
         text
     });
+    let relay = child.stderr.take().map(|err| std::thread::spawn(move || relay_stderr(err, &mut std::io::stderr())));
+    // Both threads end when the pipes close: when the command's process
+    // group has ended (killed, past the deadline), at the latest.
+    let finish = |relay: Option<std::thread::JoinHandle<Vec<String>>>| {
+        let held = relay.and_then(|r| r.join().ok()).unwrap_or_default();
+        (reader.join().unwrap_or_default(), held)
+    };
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -90,6 +112,8 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: Stdio) -> Result<String> {
                 let _ =
                     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
                 let _ = child.wait();
+                let (_, held) = finish(relay);
+                show(&held);
                 return Err(deadline.timeout_error(&shown));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
@@ -98,15 +122,58 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: Stdio) -> Result<String> {
             }
         }
     };
-    let out = reader.join().unwrap_or_default();
+    let (out, held) = finish(relay);
     if !status.success() {
-        return Err(Error::NixCommand {
-            command: shown,
-            reason: format!("{status} (Nix's message is above)"),
-            source: None,
-        });
+        let reason = match held.split_first() {
+            Some((headline, rest)) => {
+                show(rest);
+                headline.strip_prefix(ERROR_PREFIX).unwrap_or(headline).trim().to_string()
+            }
+            None => status.to_string(),
+        };
+        return Err(Error::NixCommand { command: shown, reason, source: None });
     }
+    show(&held);
     String::from_utf8(out).map_err(|_| Error::NixOutput { command: shown, reason: "output is not UTF-8".into() })
+}
+
+/// How Nix starts the report of the error it fails with (`error (ignored):`
+/// lines are warnings, and pass).
+const ERROR_PREFIX: &str = "error: ";
+
+/// Copies Nix's stderr to `out` line by line as it comes, until the first
+/// line of its error report; that line and every later one are returned
+/// instead.
+fn relay_stderr(from: impl Read, out: &mut impl Write) -> Vec<String> {
+    let mut held = Vec::new();
+    let mut lines = BufReader::new(from);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return held,
+            Ok(_) => {}
+        }
+        if held.is_empty() && !line.starts_with(ERROR_PREFIX.as_bytes()) {
+            let _ = out.write_all(&line);
+            let _ = out.flush();
+        } else {
+            let text = String::from_utf8_lossy(&line);
+            held.push(text.trim_end_matches(['\n', '\r']).to_string());
+        }
+    }
+}
+
+/// Nix's advice to rerun it with a flag nucleus does not take.
+const SHOW_TRACE_HINT: &str = "(use '--show-trace'";
+
+/// Shows lines of Nix's that were held back, as Nix would have, but for
+/// its advice about `--show-trace`.
+fn show(lines: &[String]) {
+    let mut err = std::io::stderr().lock();
+    for line in lines.iter().filter(|l| !l.trim_start().starts_with(SHOW_TRACE_HINT)) {
+        let _ = writeln!(err, "{line}");
+    }
 }
 
 /// True when Nix's database records `path` as valid (fully built or
@@ -120,15 +187,26 @@ pub fn is_valid_path(path: &str) -> Result<bool> {
     Ok(status.success())
 }
 
-/// The command as the user would type it, without the feature flags we add.
+/// The command as the user would type it into a shell, without the feature
+/// flags we add.
 pub fn describe(cmd: &Command) -> String {
     let mut text = cmd.get_program().to_string_lossy().into_owned();
     let args = cmd.get_args().map(OsStr::to_string_lossy);
     for arg in args.filter(|a| a != "--extra-experimental-features" && a != "nix-command flakes") {
         text.push(' ');
-        text.push_str(&arg);
+        text.push_str(&shell_word(&arg));
     }
     text
+}
+
+/// `word`, single-quoted when a shell would not read it back as one word.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./#-".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]
@@ -142,7 +220,7 @@ mod tests {
         let started = Instant::now();
         let err = stdout_of(cmd, &Deadline::after(Some(Duration::from_millis(200)))).unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
-        assert!(err.to_string().contains("sh -c sleep 5"), "{err}");
+        assert!(err.to_string().contains("sh -c 'sleep 5'"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(3));
     }
 
@@ -156,5 +234,31 @@ mod tests {
         let mut ok = Command::new("sh");
         ok.args(["-c", "echo out"]);
         assert_eq!(stdout_of(ok, &Deadline::none()).unwrap(), "out\n");
+    }
+
+    #[test]
+    fn the_reason_is_nix_s_first_line_of_error() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo building >&2; echo \"error: attribute 'x' missing\" >&2; echo '  at here' >&2; exit 1"]);
+        match stdout_of(cmd, &Deadline::none()) {
+            Err(Error::NixCommand { reason, .. }) => assert_eq!(reason, "attribute 'x' missing"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn progress_passes_and_the_error_report_is_held() {
+        let text = "warning: w\nerror (ignored): e\nbuilding\nerror: it broke;\n       last lines:\n       > x\n";
+        let mut out = Vec::new();
+        let held = relay_stderr(text.as_bytes(), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "warning: w\nerror (ignored): e\nbuilding\n");
+        assert_eq!(held, ["error: it broke;", "       last lines:", "       > x"]);
+    }
+
+    #[test]
+    fn commands_are_described_as_a_shell_reads_them() {
+        let mut cmd = nix();
+        cmd.args(["eval", "--apply", "x: x", "it's", "path:/a#b", ""]);
+        assert_eq!(describe(&cmd), r"nix eval --apply 'x: x' 'it'\''s' path:/a#b ''");
     }
 }

@@ -130,27 +130,37 @@ fn first_store_path(installable: &str, stdout: &str) -> Result<StorePath> {
         .map_err(|e| Error::NixOutput { command: format!("nix-build {installable}"), reason: format!("{line}: {e}") })
 }
 
-/// `meta.mainProgram` of a `.nix` file's derivation, if it has one.
+/// The program `nix run` names for a `.nix` file's derivation:
+/// `meta.mainProgram`, else `pname`, if it has either. (nix-instantiate
+/// calls the file's function with the arguments; `nix eval --file` on Nix
+/// 2.8 does not, so each is a probe of its own.)
 fn nix_file_main_program(
     file: &str,
     attr: Option<&str>,
     args: &[NixArg],
     deadline: &Deadline,
 ) -> Result<Option<String>> {
-    let mut cmd = Command::new("nix-instantiate");
-    cmd.args(["--eval", "--json", file]);
-    let path = match attr {
-        Some(attr) => format!("{attr}.meta.mainProgram"),
-        None => "meta.mainProgram".to_string(),
-    };
-    add_nix_file_args(&mut cmd, Some(&path), args);
-    // No `meta.mainProgram` is the common case, not an error; an expired
-    // deadline still is one.
-    match stdout_of_probe(cmd, deadline) {
-        Ok(json) => Ok(serde_json::from_str::<String>(json.trim()).ok()),
-        Err(e @ Error::Timeout { .. }) => Err(e),
-        Err(_) => Ok(None),
+    for name in ["meta.mainProgram", "pname"] {
+        let mut cmd = Command::new("nix-instantiate");
+        cmd.args(["--eval", "--json", file]);
+        let path = match attr {
+            Some(attr) => format!("{attr}.{name}"),
+            None => name.to_string(),
+        };
+        add_nix_file_args(&mut cmd, Some(&path), args);
+        // No such attribute is the common case, not an error; an expired
+        // deadline still is one.
+        match stdout_of_probe(cmd, deadline) {
+            Ok(json) => {
+                if let Ok(program) = serde_json::from_str::<String>(json.trim()) {
+                    return Ok(Some(program));
+                }
+            }
+            Err(e @ Error::Timeout { .. }) => return Err(e),
+            Err(_) => {}
+        }
     }
+    Ok(None)
 }
 
 /// The main program of a package: `bin/<name>` inside `root`, which must
@@ -197,9 +207,10 @@ fn resolve_flake(reference: &str, main_program: bool, deadline: &Deadline) -> Re
     Ok(Resolved { root, main_program: Some(program) })
 }
 
-/// Picks `meta.mainProgram` as `nix run` does (`pname` and the name are the
-/// store path's own, read later).
-const MAIN_PROGRAM_APPLY: &str = "x: { mainProgram = x.meta.mainProgram or null; }";
+/// Picks the program's name as `nix run` does: `meta.mainProgram`, else
+/// `pname` (else the name without its version, the store path's own, read
+/// later).
+const MAIN_PROGRAM_APPLY: &str = "x: { mainProgram = x.meta.mainProgram or x.pname or null; }";
 
 /// For an app: its program and the derivations its string depends on.
 const APP_APPLY: &str = "x: if (x.type or null) == \"app\" then { program = x.program; \
@@ -224,7 +235,8 @@ fn resolve_app(reference: &str, deadline: &Deadline) -> Result<Option<Resolved>>
         app.get("drvs").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
     for drv in drvs.iter().filter(|d| d.ends_with(".drv")) {
         let mut cmd = Command::new("nix-store");
-        cmd.args(["--realise", drv]);
+        // Like `nix run`, no GC root, and so no warning that there is none.
+        cmd.args(["--realise", "--no-gc-warning", drv]);
         stdout_of(cmd, deadline)?;
     }
     let root = StorePath::containing(Path::new(program)).ok_or_else(|| Error::Installable {

@@ -88,21 +88,36 @@ pub enum EnvArg {
     Inherit(String),
 }
 
-/// `KEY=VALUE` or `KEY`: KEY non-empty, no NUL anywhere.
+/// `KEY=VALUE` or `KEY`: KEY non-empty and without blanks (podman refuses
+/// them too: `KEY =x` is a mistake, not a name ending in a space), no NUL
+/// anywhere; the value is kept verbatim.
 pub fn parse_env(text: &str) -> Result<EnvArg> {
     if text.contains('\0') {
         return Err(Error::invalid("--env", "an entry contains a NUL byte"));
     }
-    match text.split_once('=') {
-        Some(("", _)) => Err(Error::invalid("--env", format!("'{text}': the name before '=' is empty"))),
-        Some((key, value)) => Ok(EnvArg::Set(key.to_string(), value.to_string())),
-        None if text.is_empty() => Err(Error::invalid("--env", "an entry is empty")),
-        None => Ok(EnvArg::Inherit(text.to_string())),
+    let (key, value) = match text.split_once('=') {
+        Some((key, value)) => (key, Some(value)),
+        None => (text, None),
+    };
+    if text.is_empty() {
+        return Err(Error::invalid("--env", "an entry is empty"));
     }
+    if key.is_empty() {
+        return Err(Error::invalid("--env", format!("'{text}': the name before '=' is empty")));
+    }
+    if key.contains(char::is_whitespace) {
+        return Err(Error::invalid("--env", format!("'{key}': a name cannot contain blanks")));
+    }
+    Ok(match value {
+        Some(value) => EnvArg::Set(key.to_string(), value.to_string()),
+        None => EnvArg::Inherit(key.to_string()),
+    })
 }
 
 /// Entries of an environment file in podman's format: `KEY=VALUE` lines,
-/// `#` comments and blank lines; a bare `KEY` takes the caller's value.
+/// `#` comments and blank lines; blanks before KEY are dropped, the value
+/// is kept verbatim (no quotes removed, trailing blanks kept); a bare `KEY`
+/// takes the caller's value.
 pub fn parse_env_file(text: &str, file: &Path) -> Result<Vec<EnvArg>> {
     let mut entries = Vec::new();
     for (number, line) in text.lines().enumerate() {
@@ -110,7 +125,7 @@ pub fn parse_env_file(text: &str, file: &Path) -> Result<Vec<EnvArg>> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let entry = parse_env(line).map_err(|e| {
+        let entry = parse_env(trimmed).map_err(|e| {
             Error::invalid("--env-file", format!("{} line {}: {}", file.display(), number + 1, reason_of(&e)))
         })?;
         entries.push(entry);
@@ -438,17 +453,22 @@ mod tests {
         assert!(parse_env("=x").is_err());
         assert!(parse_env("").is_err());
         assert!(parse_env("A=x\0y").is_err());
-        let file = "# comment\n\nA=1\n  # indented comment\nB=two words\nC\n";
+        assert!(matches!(parse_env("A B=1"), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(parse_env("A\t"), Err(Error::InvalidArgument { .. })));
+        let file = "# comment\n\nA=1\n  # indented comment\nB=two words \n\t  C\nD=\"q\"\r\n";
         let parsed = parse_env_file(file, Path::new("f")).unwrap();
         assert_eq!(
             parsed,
             [
                 EnvArg::Set("A".into(), "1".into()),
-                EnvArg::Set("B".into(), "two words".into()),
-                EnvArg::Inherit("C".into())
+                EnvArg::Set("B".into(), "two words ".into()),
+                EnvArg::Inherit("C".into()),
+                EnvArg::Set("D".into(), "\"q\"".into()),
             ]
         );
-        assert!(parse_env_file("=x\n", Path::new("f")).is_err());
+        for bad in ["=x\n", "KEY =x\n", " =x\n"] {
+            assert!(matches!(parse_env_file(bad, Path::new("f")), Err(Error::InvalidArgument { .. })), "{bad:?}");
+        }
         let env = build_env(&[("PATH".into(), "/bin".into()), ("X".into(), "1".into()), ("X".into(), "2".into())]);
         assert_eq!(env, vec!["PATH=/bin", "X=2"]);
         assert_eq!(build_env(&[]), vec![format!("PATH={DEFAULT_PATH}")]);

@@ -184,7 +184,7 @@ fn parent(supervisor: Pid, signals: SigSet, from_parent: OwnedFd, to_parent: Own
         .map_err(|e| Error::setup("watch the supervisor", e))?;
     let mut to_supervisor = File::from(from_parent);
     let mut events = File::from(to_parent);
-    let notifier = notify::Notifier::from_env();
+    let mut notifier = notify::Notifier::from_env();
     let mut events_open = true;
     loop {
         let mut fds = [
@@ -210,11 +210,11 @@ fn parent(supervisor: Pid, signals: SigSet, from_parent: OwnedFd, to_parent: Own
             }
         }
         if event_ready {
-            events_open = relay_event(&mut events, &notifier);
+            events_open = relay_event(&mut events, &mut notifier);
         }
         if supervisor_ended {
             while events_open {
-                events_open = relay_event(&mut events, &notifier);
+                events_open = relay_event(&mut events, &mut notifier);
             }
             return supervisor_status(supervisor);
         }
@@ -222,13 +222,13 @@ fn parent(supervisor: Pid, signals: SigSet, from_parent: OwnedFd, to_parent: Own
 }
 
 /// Reads one event and tells systemd; false at the end of the pipe.
-fn relay_event(events: &mut File, notifier: &notify::Notifier) -> bool {
+fn relay_event(events: &mut File, notifier: &mut notify::Notifier) -> bool {
     let mut byte = [0u8; 1];
     match events.read(&mut byte) {
         Ok(1) => {
             match byte[0] {
-                to_parent::READY => notifier.send("READY=1"),
-                to_parent::STOPPING => notifier.send("STOPPING=1"),
+                to_parent::READY => notifier.ready(),
+                to_parent::STOPPING => notifier.stopping(),
                 _ => {}
             }
             true

@@ -1,12 +1,12 @@
 # Helpers for the test closures: derivations whose builder is busybox's sh.
-{ busyboxFile ? /usr/bin/busybox }:
+# A flake passes `system`: pure evaluation has no builtins.currentSystem.
+{ busyboxFile ? /usr/bin/busybox, system ? builtins.currentSystem }:
 rec {
-  busybox = import ./busybox.nix { inherit busyboxFile; };
+  busybox = import ./busybox.nix { inherit busyboxFile system; };
 
   # A derivation built by a shell script; the script sees busybox on PATH.
   script = name: text: derivation {
-    inherit name;
-    system = builtins.currentSystem;
+    inherit name system;
     builder = "${busybox}/bin/sh";
     PATH = "${busybox}/bin";
     args = [ "-c" text ];
