@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::bundle::{self, Bundle, Destination};
+use crate::bundle::output_dir::Accept;
+use crate::bundle::{self, Bundle};
 use crate::cli::{
     BundleArgs, CheckTarget, Cli, Command, ExecArgs, HostAccess, ImageArgs, KubeArgs, RunArgs, SandboxArgs,
     WorkloadArgs,
@@ -175,7 +176,7 @@ fn write_bundle(args: &BundleArgs) -> Result<i32> {
     let sources = HostSources::open(&req)?;
     let resolved = resolve(&req, None, &Deadline::none())?;
     let plan = plan(&req, &resolved, &sources, &Target::Directory(&out))?;
-    bundle::write(&plan.bundle, Destination::EmptyOrNew)?;
+    bundle::write(&plan.bundle, Accept::NewOrEmpty)?;
     print_line(plan.bundle.record.digest.as_str())
 }
 

@@ -4,6 +4,7 @@
 pub mod canonical;
 pub mod digest;
 pub mod layout;
+pub mod output_dir;
 mod safe_dir;
 pub mod verify;
 mod write;
@@ -15,7 +16,7 @@ use serde_json::Value;
 pub use digest::{ClosureEntry, Digest, DigestRecord};
 pub use layout::BundleLayout;
 pub use safe_dir::SafeDir;
-pub use write::{write, Destination};
+pub use write::write;
 
 use crate::{Error, Result};
 

@@ -88,15 +88,20 @@ fn open_error(option: &str, path: &Path, e: std::io::Error) -> Error {
     refuse(option, path, reason)
 }
 
-/// Opens a volume or context source and checks it on the descriptor.
-fn open_source(option: &str, path: &Path) -> Result<OpenedSource> {
-    let fd = open_no_symlinks(path, OFlag::O_PATH).map_err(|e| open_error(option, path, e))?;
-    let stat = fstat(&fd).map_err(|e| Error::HostPath {
+/// fstat(2) of an opened host path.
+fn examine(option: &str, path: &Path, fd: &OwnedFd) -> Result<nix::sys::stat::FileStat> {
+    fstat(fd).map_err(|e| Error::HostPath {
         option: option.into(),
         path: path.into(),
         reason: "cannot be examined".into(),
         source: Some(e.into()),
-    })?;
+    })
+}
+
+/// Opens a volume or context source and checks it on the descriptor.
+fn open_source(option: &str, path: &Path) -> Result<OpenedSource> {
+    let fd = open_no_symlinks(path, OFlag::O_PATH).map_err(|e| open_error(option, path, e))?;
+    let stat = examine(option, path, &fd)?;
     let kind = match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
         SFlag::S_IFDIR => SourceKind::Directory,
         SFlag::S_IFREG => SourceKind::File,
@@ -162,12 +167,7 @@ fn type_name(kind: SFlag) -> &'static str {
 fn read_secret(path: &Path) -> Result<Vec<u8>> {
     let option = "--secret";
     let fd = open_no_symlinks(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK).map_err(|e| open_error(option, path, e))?;
-    let stat = fstat(&fd).map_err(|e| Error::HostPath {
-        option: option.into(),
-        path: path.into(),
-        reason: "cannot be examined".into(),
-        source: Some(e.into()),
-    })?;
+    let stat = examine(option, path, &fd)?;
     let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
     if kind != SFlag::S_IFREG {
         let what = if kind == SFlag::S_IFDIR { "a directory" } else { type_name(kind) };

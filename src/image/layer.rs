@@ -29,6 +29,7 @@ use openssl::sha::Sha256;
 use super::nar_stream::{NarBuilder, Node};
 use super::tar::TarWriter;
 use crate::nix::hash::NarHash;
+use crate::nix::nar::list;
 use crate::nix::PathInfo;
 use crate::{Error, Result};
 
@@ -247,17 +248,4 @@ fn nar_entry(nar: &mut Option<NarBuilder>, parts: &[&[u8]], node: Node<'_>) -> s
 fn tar_name(path: &Path) -> Vec<u8> {
     let bytes = path.as_os_str().as_bytes();
     bytes.strip_prefix(b"/").unwrap_or(bytes).to_vec()
-}
-
-/// Directory entries in NAR order: sorted by the raw bytes of their names.
-fn list(path: &Path) -> Result<Vec<(OsString, FileType)>> {
-    let read_err = |e| Error::io("cannot read directory", path, e);
-    let mut entries = Vec::new();
-    for entry in fs::read_dir(path).map_err(read_err)? {
-        let entry = entry.map_err(read_err)?;
-        let kind = entry.file_type().map_err(|e| Error::io("cannot stat", entry.path(), e))?;
-        entries.push((entry.file_name(), kind));
-    }
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(entries)
 }

@@ -24,6 +24,7 @@ use super::layer::{write_layer, Blob, NarCheck};
 use super::oci::{self, Document, BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, SHA256_DIR};
 use super::tar::TarWriter;
 use super::{Documents, ImagePlan};
+use crate::bundle::output_dir::{Accept, OutputDir};
 use crate::bundle::SafeDir;
 use crate::{Error, Result};
 
@@ -60,12 +61,7 @@ fn write_failed(path: &Path, e: io::Error) -> Error {
 }
 
 fn write_layout(plan: &ImagePlan, dir: &Path, reference: Option<&str>) -> Result<Documents> {
-    let (handle, created) = open_layout_destination(dir)?;
-    let written = fill_layout(plan, &handle, reference);
-    if written.is_err() {
-        remove_partial(&handle, dir, created);
-    }
-    written
+    OutputDir::open(dir, 0o755, Accept::NewOrEmpty)?.fill(|handle| fill_layout(plan, handle, reference))
 }
 
 fn fill_layout(plan: &ImagePlan, dir: &SafeDir, reference: Option<&str>) -> Result<Documents> {
@@ -96,50 +92,6 @@ fn fill_layout(plan: &ImagePlan, dir: &SafeDir, reference: Option<&str>) -> Resu
 fn create_file(dir: &SafeDir, name: &str) -> io::Result<File> {
     let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     Ok(File::from(openat(dir.fd(), name, flags, Mode::from_bits_truncate(0o644))?))
-}
-
-/// The layout directory: created (and removed on failure), or an empty
-/// real directory (emptied again on failure).
-fn open_layout_destination(dir: &Path) -> Result<(SafeDir, bool)> {
-    match dir.symlink_metadata() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let created = SafeDir::create(dir, 0o755).map_err(|e| write_failed(dir, e))?;
-            Ok((created, true))
-        }
-        Err(e) => Err(Error::io("cannot examine", dir, e)),
-        Ok(meta) if meta.file_type().is_symlink() => {
-            Err(Error::invalid("--out", format!("{} is a symlink; give a real directory", dir.display())))
-        }
-        Ok(meta) if !meta.is_dir() => Err(Error::invalid(
-            "--out",
-            format!("{} exists and is not a directory; nucleus never overwrites files", dir.display()),
-        )),
-        Ok(_) => {
-            let handle = SafeDir::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
-            let entries = handle.entries().map_err(|e| Error::io("cannot list", dir, e))?;
-            if !entries.is_empty() {
-                return Err(Error::invalid(
-                    "--out",
-                    format!("{} is not empty; nucleus never overwrites files", dir.display()),
-                ));
-            }
-            Ok((handle, false))
-        }
-    }
-}
-
-fn remove_partial(handle: &SafeDir, dir: &Path, created: bool) {
-    if created {
-        if let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) {
-            if let Ok(parent) = SafeDir::open(parent) {
-                let _ = parent.remove_tree(name);
-            }
-        }
-    } else {
-        for name in handle.entries().unwrap_or_default() {
-            let _ = handle.remove_tree(&name);
-        }
-    }
 }
 
 fn write_archive(plan: &ImagePlan, file: &Path, reference: Option<&str>) -> Result<Documents> {

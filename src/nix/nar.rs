@@ -357,7 +357,7 @@ fn node<D: Drain>(path: &Path, kind: FileType, enc: &mut Encoder<D>) -> Result<O
 
 /// The entries of directory `path` in NAR order: sorted by the raw bytes
 /// of their names.
-fn list(path: &Path) -> Result<Vec<(OsString, FileType)>> {
+pub(crate) fn list(path: &Path) -> Result<Vec<(OsString, FileType)>> {
     let read_err = |e| Error::io("cannot read directory", path, e);
     let mut entries = Vec::new();
     for entry in fs::read_dir(path).map_err(read_err)? {

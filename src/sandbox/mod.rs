@@ -31,7 +31,8 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use crate::bundle::{self, Destination};
+use crate::bundle;
+use crate::bundle::output_dir::Accept;
 use crate::host::sources::HostSources;
 use crate::nix::command::Deadline;
 use crate::plan::LaunchPlan;
@@ -94,7 +95,7 @@ pub fn launch(
     };
     let container = state.reserve(&record, replace)?;
     tracing::info!(name = %record.id, digest = %record.digest, "reserved the container");
-    if let Err(e) = bundle::write(&plan.bundle, Destination::New) {
+    if let Err(e) = bundle::write(&plan.bundle, Accept::New) {
         let _ = container.discard();
         return Err(e);
     }
