@@ -182,14 +182,8 @@ impl LaunchPlan {
             ));
         }
         let store = store_plan(resolved.rootfs, &layout, in_container);
-        let mut mounts: Vec<Mount> = resolved
-            .rootfs
-            .system
-            .iter()
-            .map(|b| bind(&b.source.display().to_string(), &b.destination, false, false))
-            .collect();
-        mounts.extend(store_mounts(resolved.rootfs, &store));
-        mounts.extend(user_mounts(req, &layout, in_container));
+        let mounts = all_mounts(resolved.rootfs, &store, req, &layout, in_container);
+        let warnings = check_bind_limit(&mounts, in_container)?;
         let (network, namespace) = network(req, in_container);
         let cgroups_path = match target {
             Target::Container(c) if req.limits.any() && !req.rootless => Some(cgroup_path(c.state_root, c.name)),
@@ -198,17 +192,6 @@ impl LaunchPlan {
         let seccomp = effective_profile(req.seccomp.as_ref(), req.has_writable_volume());
         if let Some(profile) = &seccomp {
             check_fits(profile)?;
-        }
-        let binds = mounts.iter().filter(|m| defaults::is_bind(m)).count();
-        let mut warnings = Vec::new();
-        if binds > MAX_RUNSC_BINDS {
-            let why = format!("{binds} bind mounts, and runsc boots at most {MAX_RUNSC_BINDS}");
-            if in_container {
-                return Err(Error::Plan { reason: format!("this run needs {why}") });
-            }
-            warnings.push(format!(
-                "this bundle has {why} (runc has no such limit, and `nucleus run` needs only one for the store)"
-            ));
         }
         let spec = hardened_spec(SpecInput {
             request: req,
@@ -230,33 +213,73 @@ impl LaunchPlan {
         let entries = bundle_entries(&spec, resolved.rootfs, &store, resolved.sources, &staged, req, in_container);
         let bundle = BundleContents { layout: layout.clone(), config, record, entries };
         let container = match target {
-            Target::Container(c) => Some(ContainerPlan {
-                layout: ContainerLayout::new(c.state_root, c.name),
-                secrets_dir: (!req.secrets.is_empty()).then(|| layout.path(crate::bundle::layout::SECRETS_DIR)),
-                secrets: staged_secrets(req, &layout),
-                staged,
-                user_namespace: req.rootless,
-                runsc: RunscFlags::for_run(
-                    req,
-                    &ContainerLayout::new(c.state_root, c.name),
-                    c.runsc,
-                    c.debug,
-                    cgroups_path.is_some(),
-                    spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some(),
-                ),
-                network,
-                cgroups_path,
-                timeout: req.timeout,
-                boot_timeout: req.boot_timeout,
-                terminal: req.terminal,
-                keep: c.keep,
-                user: (req.user.uid, req.user.gid),
-                installable: req.installable.as_ref().map(|i| i.text.clone()),
-                command: resolved.command.to_vec(),
-            }),
+            Target::Container(c) => {
+                let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some();
+                Some(container_plan(resolved, c, &layout, staged, network, cgroups_path, seccomp))
+            }
             Target::Directory(_) => None,
         };
         Ok(LaunchPlan { bundle, store, warnings, container })
+    }
+}
+
+/// The system binds, the store, then the user's mounts, in that order.
+fn all_mounts(
+    rootfs: &RootfsPlan,
+    store: &StorePlan,
+    req: &RunRequest,
+    layout: &BundleLayout,
+    in_container: bool,
+) -> Vec<Mount> {
+    let mut mounts: Vec<Mount> =
+        rootfs.system.iter().map(|b| bind(&b.source.display().to_string(), &b.destination, false, false)).collect();
+    mounts.extend(store_mounts(rootfs, store));
+    mounts.extend(user_mounts(req, layout, in_container));
+    mounts
+}
+
+/// runsc boots at most [`MAX_RUNSC_BINDS`] binds: a run over it is refused;
+/// a bundle on disk only warns, as other runtimes have no such limit.
+fn check_bind_limit(mounts: &[Mount], in_container: bool) -> Result<Vec<String>> {
+    let binds = mounts.iter().filter(|m| defaults::is_bind(m)).count();
+    if binds <= MAX_RUNSC_BINDS {
+        return Ok(Vec::new());
+    }
+    let why = format!("{binds} bind mounts, and runsc boots at most {MAX_RUNSC_BINDS}");
+    if in_container {
+        return Err(Error::Plan { reason: format!("this run needs {why}") });
+    }
+    Ok(vec![format!("this bundle has {why} (runc has no such limit, and `nucleus run` needs only one for the store)")])
+}
+
+/// What only a run needs beyond its bundle.
+fn container_plan(
+    resolved: &Resolved<'_>,
+    target: &ContainerTarget<'_>,
+    layout: &BundleLayout,
+    staged: Vec<StagedSource>,
+    network: NetworkPlan,
+    cgroups_path: Option<String>,
+    seccomp: bool,
+) -> ContainerPlan {
+    let req = resolved.request;
+    let container_layout = ContainerLayout::new(target.state_root, target.name);
+    ContainerPlan {
+        secrets_dir: (!req.secrets.is_empty()).then(|| layout.path(crate::bundle::layout::SECRETS_DIR)),
+        secrets: staged_secrets(req, layout),
+        staged,
+        user_namespace: req.rootless,
+        runsc: RunscFlags::for_run(req, &container_layout, target.runsc, target.debug, cgroups_path.is_some(), seccomp),
+        layout: container_layout,
+        network,
+        cgroups_path,
+        timeout: req.timeout,
+        boot_timeout: req.boot_timeout,
+        terminal: req.terminal,
+        keep: target.keep,
+        user: (req.user.uid, req.user.gid),
+        installable: req.installable.as_ref().map(|i| i.text.clone()),
+        command: resolved.command.to_vec(),
     }
 }
 
