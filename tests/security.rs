@@ -1063,6 +1063,53 @@ fn hook_programs_resolve_only_inside_the_store() {
     w.assert_clean();
 }
 
+#[test]
+fn configuration_files_are_read_only_through_places_no_one_else_controls() {
+    let w = World::new();
+    open_world_to_user(&w);
+    let hello = hello();
+    // A root-only environment file, and the user's directory where a name
+    // is made to point at it.
+    let root_only = w.path("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(root_only.join("secret.env"), "TOKEN=topsecret\n").unwrap();
+    let users = w.path("users");
+    std::fs::create_dir(&users).unwrap();
+    std::os::unix::fs::symlink(root_only.join("secret.env"), users.join("app.env")).unwrap();
+    std::fs::write(users.join("profile.json"), r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#).unwrap();
+    let hook = closure("hook").join("bin/hook");
+    let log = w.path("hooks.log");
+    let hooks = serde_json::json!({"createRuntime": [{"path": hook, "args": ["hook", "createRuntime", log]}]});
+    std::fs::write(users.join("hooks.json"), hooks.to_string()).unwrap();
+    give_to_user(&users);
+    // A hooks file of root's that anyone may write.
+    let writable_hooks = w.path("writable-hooks.json");
+    std::fs::write(&writable_hooks, hooks.to_string()).unwrap();
+    std::fs::set_permissions(&writable_hooks, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let env = users.join("app.env");
+    let profile = users.join("profile.json");
+    let users_hooks = users.join("hooks.json");
+    let refused: [(&str, &std::path::Path); 4] = [
+        ("--env-file", &env),
+        ("--seccomp-profile", &profile),
+        ("--hooks", &users_hooks),
+        ("--hooks", &writable_hooks),
+    ];
+    for (option, file) in refused {
+        let out = w.run(&["run", option, file.to_str().unwrap(), &hello, "--", "/bin/sh", "-c", "env"]);
+        assert_refused(&out);
+        assert!(!stdout(&out).contains("topsecret"));
+        assert!(stderr(&out).contains("uid") || stderr(&out).contains("writable"), "{option}: {}", stderr(&out));
+    }
+    assert!(!log.exists(), "a refused hooks file ran its hook");
+    // Through a link of root's own, the same file is read.
+    std::os::unix::fs::symlink(root_only.join("secret.env"), w.path("mine.env")).unwrap();
+    let env = ok(&w.sh_with(&["--env-file", w.path("mine.env").to_str().unwrap()], "env"));
+    assert!(env.contains("TOKEN=topsecret"), "{env}");
+    w.assert_clean();
+}
+
 // ---------------------------------------------------------------------------
 // The setuid guard against user seccomp profiles.
 

@@ -127,6 +127,129 @@ pub fn check_trusted_program(path: &Path) -> std::result::Result<(), String> {
     }
 }
 
+/// How much of a configuration file must be beyond other users' reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileTrust {
+    /// The way to it: no one else can redirect the name to another file
+    /// (an environment file, whose contents reach the workload; a seccomp
+    /// profile, whose contents a pin can vouch for).
+    Path,
+    /// The way and the file itself, owned by root or the caller and
+    /// writable by no one else: a hooks file names programs that run as
+    /// the caller on the host.
+    PathAndFile,
+}
+
+/// Opens a configuration file for reading, following symlinks only where
+/// no other user could have put or changed them: every directory walked
+/// (those holding the symlinks included) is judged by the rule for
+/// directories above a state root, and an entry that belongs to another
+/// user in a directory others may write (a sticky one) is refused. So a
+/// name in a directory the caller does not control cannot be turned into a
+/// link to a file the caller can read and that user cannot.
+pub fn open_trusted_file(path: &Path, trust: FileTrust) -> std::result::Result<OwnedFd, String> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStrExt;
+    const MAX_SYMLINKS: usize = 40;
+    let me = nix::unistd::geteuid().as_raw();
+    let absolute = std::path::absolute(path).map_err(|e| format!("cannot be resolved: {e}"))?;
+    let components = |p: &Path| -> VecDeque<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(name) => Some(name.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let step = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let root = openat(AT_FDCWD, "/", step | OFlag::O_DIRECTORY, Mode::empty()).map_err(|e| format!("/: {e}"))?;
+    let root_stat = fstat(&root).map_err(|e| format!("/: {e}"))?;
+    let unsafe_dir =
+        |at: &Path, why: String| format!("{} {why}, so another user could change what it names", at.display());
+    rule(&root_stat, Place::Above, me).map_err(|why| unsafe_dir(Path::new("/"), why))?;
+    // The directories walked so far, with their stat, from `/` down.
+    let mut stack: Vec<(OwnedFd, FileStat, PathBuf)> = vec![(root, root_stat, PathBuf::from("/"))];
+    let mut queue = components(&absolute);
+    let mut links = 0;
+    while let Some(name) = queue.pop_front() {
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+            }
+            continue;
+        }
+        let (parent, parent_stat, parent_path) = stack.last().expect("the walk starts at /");
+        let here = parent_path.join(&name);
+        let fd = openat(parent, name.as_os_str(), step, Mode::empty()).map_err(|e| match e {
+            Errno::ENOENT if here == absolute => "does not exist".to_string(),
+            Errno::ENOENT => format!("{} does not exist", here.display()),
+            e => format!("{}: {e}", here.display()),
+        })?;
+        let stat = fstat(&fd).map_err(|e| format!("{}: {e}", here.display()))?;
+        let shared = parent_stat.st_mode & 0o022 != 0;
+        if shared && stat.st_uid != 0 && stat.st_uid != me {
+            return Err(format!(
+                "{} belongs to uid {}, in {}, which others may write too",
+                here.display(),
+                stat.st_uid,
+                parent_path.display()
+            ));
+        }
+        match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFLNK => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(format!("more than {MAX_SYMLINKS} symlinks on the way"));
+                }
+                let target = nix::fcntl::readlinkat(parent, name.as_os_str()).map_err(|e| e.to_string())?;
+                let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
+                if target.is_absolute() {
+                    stack.truncate(1);
+                }
+                let mut next = components(&target);
+                next.extend(queue.drain(..));
+                queue = next;
+            }
+            SFlag::S_IFDIR => {
+                rule(&stat, Place::Above, me).map_err(|why| unsafe_dir(&here, why))?;
+                stack.push((fd, stat, here));
+            }
+            SFlag::S_IFREG if queue.is_empty() => {
+                let file = openat(
+                    parent,
+                    name.as_os_str(),
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| format!("{}: {e}", here.display()))?;
+                let opened = fstat(&file).map_err(|e| format!("{}: {e}", here.display()))?;
+                if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
+                    return Err(format!("{} changed while it was opened", here.display()));
+                }
+                let mode = opened.st_mode & 0o7777;
+                if trust == FileTrust::PathAndFile {
+                    if opened.st_uid != 0 && opened.st_uid != me {
+                        return Err(format!(
+                            "{} is owned by uid {}, neither root nor you",
+                            here.display(),
+                            opened.st_uid
+                        ));
+                    }
+                    if mode & 0o022 != 0 {
+                        return Err(format!("{} is writable by group or others (mode {mode:o})", here.display()));
+                    }
+                }
+                return Ok(file);
+            }
+            _ if queue.is_empty() => return Err(format!("{} is not a regular file", here.display())),
+            _ => return Err(format!("{} is not a directory", here.display())),
+        }
+    }
+    Err("is a directory, not a file".into())
+}
+
 /// Why `name` (at `walked`) could not be opened as a directory.
 fn not_opened(parent: &OwnedFd, name: &OsStr, walked: &Path, dir: &Path, e: Errno) -> Error {
     let kind = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
@@ -149,7 +272,8 @@ fn not_opened(parent: &OwnedFd, name: &OsStr, walked: &Path, dir: &Path, e: Errn
 fn judge(fd: &OwnedFd, walked: &Path, dir: &Path, place: Place, me: u32) -> Result<()> {
     let stat = fstat(fd).map_err(|e| Error::state(walked, "cannot be examined", Some(e.into())))?;
     let which = if walked == dir { String::new() } else { format!("{} ", walked.display()) };
-    rule(&stat, place, me).map_err(|why| Error::state(dir, format!("{which}{why}"), None))
+    let advice = if place == Place::Above { "; choose a state root only you control" } else { "" };
+    rule(&stat, place, me).map_err(|why| Error::state(dir, format!("{which}{why}{advice}"), None))
 }
 
 /// The rule for one directory, as words on failure.
@@ -160,12 +284,10 @@ fn rule(stat: &FileStat, place: Place, me: u32) -> std::result::Result<(), Strin
     let (owner, mode) = (stat.st_uid, stat.st_mode & 0o7777);
     let writable_by_others = mode & 0o022 != 0;
     match place {
-        Place::Above if owner != 0 && owner != me => {
-            Err(format!("is owned by uid {owner}, neither root nor you; choose a state root only you control"))
+        Place::Above if owner != 0 && owner != me => Err(format!("is owned by uid {owner}, neither root nor you")),
+        Place::Above if writable_by_others && mode & 0o1000 == 0 => {
+            Err(format!("is writable by group or others (mode {mode:o}) and not sticky"))
         }
-        Place::Above if writable_by_others && mode & 0o1000 == 0 => Err(format!(
-            "is writable by group or others (mode {mode:o}) and not sticky; choose a state root only you control"
-        )),
         Place::StateRoot if owner != me => Err(format!(
             "is owned by uid {owner}, not by you (uid {me}); choose a state root only you control, or a new \
              directory that nucleus will create"
@@ -228,6 +350,29 @@ mod tests {
         std::os::unix::fs::symlink(&bin, base.join("link")).unwrap();
         assert!(check_trusted_program(&base.join("link/runsc")).is_err());
         assert!(check_trusted_program(Path::new("/usr/../usr/bin/env")).is_err());
+    }
+
+    #[test]
+    fn configuration_files_are_read_only_through_places_no_one_else_controls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("real")).unwrap();
+        std::fs::write(base.join("real/file"), "x").unwrap();
+        std::os::unix::fs::symlink("real/file", base.join("link")).unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("dirlink")).unwrap();
+        // Where the machine's own directories pass the rule, links through
+        // the caller's own directories are followed.
+        let machine_ok = open_trusted_file(&base.join("real/file"), FileTrust::Path).is_ok();
+        for path in ["link", "dirlink/file", "real/../real/file"] {
+            assert_eq!(open_trusted_file(&base.join(path), FileTrust::Path).is_ok(), machine_ok, "{path}");
+        }
+        assert!(open_trusted_file(&base.join("real"), FileTrust::Path).is_err());
+        std::fs::set_permissions(base.join("real"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(open_trusted_file(&base.join("link"), FileTrust::Path).is_err(), "a directory others may write");
+        std::fs::set_permissions(base.join("real"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(base.join("real/file"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(open_trusted_file(&base.join("real/file"), FileTrust::Path).is_ok(), machine_ok);
+        assert!(open_trusted_file(&base.join("real/file"), FileTrust::PathAndFile).is_err(), "a file others may write");
     }
 
     #[test]
