@@ -1003,6 +1003,33 @@ fn host_paths_swapped_for_symlinks_while_root_runs_show_nothing_else() {
     w.assert_clean();
 }
 
+/// The same user, swapping a directory inside a read-write volume for a
+/// link to a root-only directory while the workload writes there: gVisor's
+/// gofer walks the volume through descriptors and never follows a host
+/// symlink, and the workload's own walk resolves the link in the sandbox.
+#[test]
+fn a_volume_s_contents_swapped_under_a_running_workload_never_lead_outside() {
+    let w = World::new();
+    open_world_to_user(&w);
+    let target = w.path("root-only");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("canary"), "canary").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let vol = w.path("vol");
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    std::fs::set_permissions(vol.join("sub"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(&target, vol.join("link")).unwrap();
+    give_to_user(&vol);
+    let swapper = Swapper::start(&w, &[(&vol.join("sub"), &vol.join("link"))]);
+    let script = r#"i=0; while [ $i -lt 1500 ]; do echo x > /data/sub/w$i; cat /data/sub/canary; i=$((i+1)); done 2>/dev/null; true"#;
+    let out = w.sh_with(&["-v", &format!("{}:/data:rw", vol.display())], script);
+    let swaps = swapper.stop();
+    assert!(swaps > 1000, "the swapper hardly ran: {swaps}");
+    assert!(!ok(&out).contains("canary"), "the workload read the root-only directory");
+    assert_eq!(common::entries(&target), ["canary"], "the workload wrote into the root-only directory");
+    w.assert_clean();
+}
+
 #[test]
 fn hook_programs_resolve_only_inside_the_store() {
     let w = World::new();
@@ -2215,4 +2242,32 @@ fn verify_of_a_hostile_directory_does_not_hang() {
         assert!(finished, "`nucleus {sub}` hangs on a FIFO");
         assert_eq!(status.code(), Some(125), "{sub}");
     }
+}
+
+/// runsc names its control socket after the container id alone, as an
+/// abstract socket of the host's network namespace, and nucleus uses the
+/// name as the id: an unprivileged user who runs a rootless container of
+/// that name first keeps root's container of the same name from starting.
+#[test]
+#[ignore = "src/sandbox/runsc.rs and src/plan.rs: give runsc an id unique to the state root (a hash of the state root and the name, as the cgroup path is), not the bare name"]
+fn another_user_cannot_squat_a_container_name() {
+    let w = World::new();
+    open_world_to_user(&w);
+    let home = w.path("home");
+    std::fs::create_dir(&home).unwrap();
+    give_to_user(&home);
+    let name = format!("squat-{}", std::process::id());
+    let mut squatter = as_unprivileged_user(NUCLEUS)
+        .arg("--state-root")
+        .arg(home.join("nucleus"))
+        .args(["run", "--rootless", "--name", &name, &hello(), "--", "/bin/sh", "-c", "echo up; sleep 4"])
+        .current_dir(&home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(first_line(&mut squatter), "up");
+    let out = w.run(&["run", "--name", &name, &hello(), "--", "/bin/sh", "-c", "echo root-ran"]);
+    squatter.wait().unwrap();
+    assert_eq!(ok(&out), "root-ran\n");
 }
