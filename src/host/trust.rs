@@ -118,7 +118,7 @@ pub fn check_trusted_program(path: &Path) -> std::result::Result<(), String> {
     let (owner, mode) = (stat.st_uid, stat.st_mode & 0o7777);
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         Err(format!("{} is not a regular file", path.display()))
-    } else if owner != 0 && owner != me {
+    } else if !root_or(me, owner) {
         Err(format!("{} is owned by uid {owner}, neither root nor you", path.display()))
     } else if mode & 0o022 != 0 {
         Err(format!("{} is writable by group or others (mode {mode:o})", path.display()))
@@ -189,7 +189,7 @@ pub fn open_trusted_file(path: &Path, trust: FileTrust) -> std::result::Result<O
         })?;
         let stat = fstat(&fd).map_err(|e| format!("{}: {e}", here.display()))?;
         let shared = parent_stat.st_mode & 0o022 != 0;
-        if shared && stat.st_uid != 0 && stat.st_uid != me {
+        if shared && !root_or(me, stat.st_uid) {
             return Err(format!(
                 "{} belongs to uid {}, in {}, which others may write too",
                 here.display(),
@@ -230,7 +230,7 @@ pub fn open_trusted_file(path: &Path, trust: FileTrust) -> std::result::Result<O
                 }
                 let mode = opened.st_mode & 0o7777;
                 if trust == FileTrust::PathAndFile {
-                    if opened.st_uid != 0 && opened.st_uid != me {
+                    if !root_or(me, opened.st_uid) {
                         return Err(format!(
                             "{} is owned by uid {}, neither root nor you",
                             here.display(),
@@ -276,6 +276,25 @@ fn judge(fd: &OwnedFd, walked: &Path, dir: &Path, place: Place, me: u32) -> Resu
     rule(&stat, place, me).map_err(|why| Error::state(dir, format!("{which}{why}{advice}"), None))
 }
 
+/// Whether `owner` is root or the caller `me`. In a user namespace that
+/// does not map root (a Nix build sandbox, nucleus's own with
+/// `--rootless`), root's files show as owned by the overflow uid, so that
+/// uid stands for root there; in the initial namespace it is just `nobody`.
+fn root_or(me: u32, owner: u32) -> bool {
+    owner == 0 || owner == me || (owner == overflow_uid() && !in_initial_user_namespace())
+}
+
+fn overflow_uid() -> u32 {
+    std::fs::read_to_string("/proc/sys/fs/overflowuid").ok().and_then(|t| t.trim().parse().ok()).unwrap_or(65534)
+}
+
+/// The initial user namespace maps every uid onto itself.
+fn in_initial_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+        .unwrap_or(true)
+}
+
 /// The rule for one directory, as words on failure.
 fn rule(stat: &FileStat, place: Place, me: u32) -> std::result::Result<(), String> {
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
@@ -284,7 +303,7 @@ fn rule(stat: &FileStat, place: Place, me: u32) -> std::result::Result<(), Strin
     let (owner, mode) = (stat.st_uid, stat.st_mode & 0o7777);
     let writable_by_others = mode & 0o022 != 0;
     match place {
-        Place::Above if owner != 0 && owner != me => Err(format!("is owned by uid {owner}, neither root nor you")),
+        Place::Above if !root_or(me, owner) => Err(format!("is owned by uid {owner}, neither root nor you")),
         Place::Above if writable_by_others && mode & 0o1000 == 0 => {
             Err(format!("is writable by group or others (mode {mode:o}) and not sticky"))
         }
