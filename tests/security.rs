@@ -14,8 +14,12 @@
 //! EINVAL under this gVisor). `NUCLEUS_PROBE_LOG=1 cargo test --test
 //! security -- --nocapture` prints every probe's result.
 //!
-//! The last tests (module `parsers`) are regression cases for the parsers of
-//! untrusted input, next to the fuzz targets in `fuzz/`.
+//! Besides the workload, the probes play the two other adversaries of
+//! SECURITY.md: a hostile closure (store paths that are symlinks) and an
+//! unprivileged local user (`nucleus-ci`, which `.ci/run` creates) who owns
+//! directories root hands to nucleus and races it there. The regression cases
+//! for the parsers of untrusted input live in `tests/parsers.rs`, next to
+//! the fuzz targets in `fuzz/`.
 
 mod common;
 
@@ -707,13 +711,6 @@ fn a_writable_volume_cannot_plant_a_setuid_root_file_on_the_host() {
     }
     w.assert_clean();
 }
-
-// ---------------------------------------------------------------------------
-// Parsers of untrusted input. The fuzz targets in fuzz/ found no panic and
-// no property violation; these are the edge cases they were seeded with
-// (multi-byte characters where a parser cuts by byte, overflowing numbers,
-// empty parts, deep JSON), kept as ordinary tests. A crash the fuzzers find
-// later belongs here too.
 
 // ---------------------------------------------------------------------------
 // A hostile closure: store paths that are symlinks.
