@@ -136,6 +136,7 @@ impl DigestRecord {
     /// The exact text that is hashed; exposed so that tests and users can
     /// see why two digests differ.
     pub fn canonical_document(&self, config: &Value) -> Result<String, String> {
+        self.check_normalisation()?;
         let mut config = config.clone();
         if let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) {
             linux.remove("cgroupsPath");
@@ -157,6 +158,36 @@ impl DigestRecord {
         let document =
             json!({ "nucleusDigest": DIGEST_FORMAT, "closure": pairs, "config": config, "network": self.network });
         to_canonical_string(&document)
+    }
+
+    /// The record's fields that steer the normalisation (`bundleDir`,
+    /// `stagedSources`) are not hashed themselves, so they must have the
+    /// only shapes nucleus writes: otherwise a record could make another
+    /// config hash like this one (a `bundleDir` of `/` and a staged source
+    /// `etc` standing for a volume would turn a bind of the host's `/etc`
+    /// into that volume's).
+    fn check_normalisation(&self) -> Result<(), String> {
+        let normal = |p: &Path| p.is_absolute() && crate::policy::normalise_lexically(p).as_os_str() == p.as_os_str();
+        let bundle_dir_ok =
+            self.bundle_dir.is_absolute() && crate::policy::normalise_lexically(&self.bundle_dir) != Path::new("/");
+        if !bundle_dir_ok {
+            return Err(format!(
+                "the record's bundleDir {} is not a directory nucleus writes bundles in",
+                self.bundle_dir.display()
+            ));
+        }
+        for (staged, host) in &self.staged_sources {
+            let volume = staged
+                .strip_prefix(&format!("{}/volume-", super::layout::STAGING_DIR))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !(volume || *staged == BundleLayout::context_staging()) || !normal(host) {
+                return Err(format!(
+                    "the record's staged source {staged} ({}) is not one nucleus stages",
+                    host.display()
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn canonical_mounts(&self, mounts: &[Value]) -> Vec<Value> {
@@ -285,6 +316,28 @@ mod tests {
         assert_eq!(digest(&r, &staged), digest(&record("/elsewhere", None), &direct));
         let moved = json!({"mounts": [bind("/srv/other", "/data")]});
         assert_ne!(digest(&r, &staged), digest(&record("/s/b", None), &moved));
+    }
+
+    #[test]
+    fn a_record_cannot_steer_the_normalisation_elsewhere() {
+        let honest = json!({"mounts": [bind("/srv/data", "/data")]});
+        let digest_of_honest = digest(&record("/s/b", None), &honest);
+        // The host's /etc, claimed to stand for /srv/data.
+        let mut forged = record("/", None);
+        forged.staged_sources.insert("etc".into(), "/srv/data".into());
+        assert!(forged.compute(&json!({"mounts": [bind("/etc", "/data")]})).is_err());
+        let mut forged = record("/s/b", None);
+        forged.staged_sources.insert("rootfs/../../../etc".into(), "/srv/data".into());
+        assert!(forged.compute(&json!({"mounts": [bind("/s/b/rootfs/../../../etc", "/data")]})).is_err());
+        for dir in ["/", "relative", "/s/..", "/."] {
+            assert!(record(dir, None).compute(&honest).is_err(), "{dir}");
+        }
+        let mut staged = record("/s/b", None);
+        staged.staged_sources.insert("staging/volume-0".into(), "/srv/data".into());
+        let via_staging = json!({"mounts": [bind("/s/b/staging/volume-0", "/data")]});
+        assert_eq!(digest(&staged, &via_staging), digest_of_honest);
+        staged.staged_sources.insert("staging/volume-x".into(), "/srv/data".into());
+        assert!(staged.compute(&via_staging).is_err());
     }
 
     #[test]

@@ -8,8 +8,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::layout::ROOTFS_DIR;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstatat, SFlag};
+
+use super::layout::{BundleLayout, ROOTFS_DIR, SECRETS_DIR, STAGING_DIR, STORE_VIEW_DIR};
 use super::{Bundle, SafeDir};
+use crate::host::open::{first_symlink, open_no_symlinks};
 use crate::nix::closure::Closure;
 use crate::nix::command::{nix, stdout_of, Deadline};
 use crate::nix::hash::NarHash;
@@ -28,7 +32,9 @@ pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
             bundle.record.digest
         ));
     }
+    differences.extend(check_root(bundle));
     differences.extend(check_rootfs(bundle));
+    differences.extend(check_sources(bundle));
     let Some(entries) = &bundle.record.closure else { return Ok(differences) };
     let mut recorded: Vec<(StorePath, NarHash)> = Vec::new();
     for entry in entries {
@@ -60,6 +66,112 @@ pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
         }
     }
     Ok(differences)
+}
+
+/// nucleus writes the root as `rootfs` inside the bundle; anything else
+/// makes the checks of `rootfs` below beside the point.
+fn check_root(bundle: &Bundle) -> Option<String> {
+    let root = bundle.config["root"]["path"].as_str();
+    (root != Some(ROOTFS_DIR)).then(|| {
+        format!("config.json's root is {root:?}, not the bundle's own {ROOTFS_DIR}", root = root.unwrap_or(""))
+    })
+}
+
+/// Mount sources, as they are on disk now. The digest hashes a source by
+/// name; what runsc mounts is whatever that name leads to when it starts,
+/// symlinks followed. So:
+/// - a bind source outside the bundle must be reached without a symlink
+///   (runc's CVE-2021-30465 is a swapped one);
+/// - a source inside the bundle exists only in bundles `nucleus run`
+///   prepared (the store view, staged volumes and context, secrets), where
+///   nucleus mounts the real thing at run time: on disk it must be an empty
+///   mountpoint reached without a symlink, at one of those names, in a
+///   bundle that is where its record says. Otherwise a symlink or a filled
+///   directory there would show something else under the recorded digest.
+fn check_sources(bundle: &Bundle) -> Vec<String> {
+    let recorded = &bundle.record.bundle_dir;
+    let here = crate::policy::normalise_lexically(bundle.layout.dir());
+    let mut differences = Vec::new();
+    for mount in bundle.config["mounts"].as_array().into_iter().flatten() {
+        let Some(source) = mount["source"].as_str().map(Path::new).filter(|s| s.is_absolute()) else { continue };
+        let destination = mount["destination"].as_str().unwrap_or("");
+        if let Ok(rest) = source.strip_prefix(recorded) {
+            if crate::policy::normalise_lexically(recorded) != here {
+                differences.push(format!(
+                    "the mount at {destination} comes from {}, inside {} where the record says the bundle was \
+                     written, but the bundle is at {}",
+                    source.display(),
+                    recorded.display(),
+                    here.display()
+                ));
+            } else if !is_run_mountpoint(rest) {
+                differences.push(format!(
+                    "the mount at {destination} comes from {} inside the bundle, which is not a place nucleus mounts \
+                     anything from",
+                    source.display()
+                ));
+            } else if let Some(problem) = not_an_empty_mountpoint(source) {
+                differences
+                    .push(format!("the mount at {destination} comes from {}, which {problem}", source.display()));
+            }
+            continue;
+        }
+        let bind = mount["options"].as_array().is_some_and(|o| o.iter().any(|o| o == "bind" || o == "rbind"))
+            || mount["type"] == "bind";
+        if !bind {
+            continue;
+        }
+        if let Err(e) = open_no_symlinks(source, OFlag::O_PATH) {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                let link = first_symlink(source).unwrap_or_else(|| source.to_path_buf());
+                differences.push(format!(
+                    "the mount at {destination} comes from {}, which passes through the symlink {}: a runtime \
+                     would follow it",
+                    source.display(),
+                    link.display()
+                ));
+            }
+        }
+    }
+    differences
+}
+
+/// `store-view`, `staging/volume-N`, `staging/context` or `secrets/N`.
+fn is_run_mountpoint(rest: &Path) -> bool {
+    let rest = rest.to_str().unwrap_or("");
+    let numbered = |prefix: &str| {
+        rest.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    rest == STORE_VIEW_DIR
+        || rest == BundleLayout::context_staging()
+        || numbered(&format!("{STAGING_DIR}/volume-"))
+        || numbered(&format!("{SECRETS_DIR}/"))
+}
+
+/// What is wrong with `path` as a mountpoint on disk, if anything: it may
+/// be missing (a secret's, whose tmpfs is gone), an empty directory or an
+/// empty file, reached without a symlink.
+fn not_an_empty_mountpoint(path: &Path) -> Option<String> {
+    let fd = match open_no_symlinks(path, OFlag::O_PATH) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return None,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Some("is or passes through a symlink".into()),
+        Err(e) => return Some(format!("cannot be opened: {e}")),
+    };
+    let stat = match nix::sys::stat::fstat(&fd) {
+        Ok(stat) => stat,
+        Err(e) => return Some(format!("cannot be examined: {e}")),
+    };
+    match SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT {
+        SFlag::S_IFREG if stat.st_size == 0 => None,
+        SFlag::S_IFREG => Some("is a file with contents, not an empty mountpoint".into()),
+        SFlag::S_IFDIR => match SafeDir::open(path).and_then(|d| d.entries()) {
+            Ok(names) if names.is_empty() => None,
+            Ok(_) => Some("is a directory with contents, not an empty mountpoint".into()),
+            Err(e) => Some(format!("cannot be listed: {e}")),
+        },
+        _ => Some("is neither a directory nor a file".into()),
+    }
 }
 
 /// The root filesystem must be a real directory holding exactly the
@@ -163,8 +275,10 @@ fn walk(
         let want = expected.get(&path);
         let ok = match (want, kind) {
             (Some(Expected::Directory | Expected::Mountpoint), nix::sys::stat::SFlag::S_IFDIR) => true,
-            (Some(Expected::Mountpoint), nix::sys::stat::SFlag::S_IFREG) => {
-                dir.read_file(&name).is_ok_and(|b| b.is_empty())
+            // By its size: reading a file a hostile bundle planted could
+            // take all memory.
+            (Some(Expected::Mountpoint), SFlag::S_IFREG) => {
+                fstatat(dir.fd(), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|s| s.st_size == 0)
             }
             (Some(Expected::Symlink(target)), nix::sys::stat::SFlag::S_IFLNK) => {
                 nix::fcntl::readlinkat(dir.fd(), name.as_str()).is_ok_and(|t| Path::new(&t) == target)

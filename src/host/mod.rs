@@ -20,8 +20,12 @@ use crate::{Error, Result};
 pub const MAX_INPUT_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads a configuration file named by `option`, at most
-/// [`MAX_INPUT_FILE_BYTES`]. It is read once, and only its contents are
-/// used, so following a symlink here is harmless.
+/// [`MAX_INPUT_FILE_BYTES`], once. Symlinks are followed only through
+/// directories no other user controls ([`trust::open_trusted_file`]): an
+/// environment file's contents reach the workload, so a name another user
+/// could point at a file only root may read must not be followed. A hooks
+/// file names programs that run as the caller, so it must itself be beyond
+/// other users' reach.
 pub fn read_input_file(option: &str, path: &Path) -> Result<Vec<u8>> {
     let fail = |reason: &str, source: Option<std::io::Error>| Error::HostPath {
         option: option.to_string(),
@@ -29,7 +33,9 @@ pub fn read_input_file(option: &str, path: &Path) -> Result<Vec<u8>> {
         reason: reason.to_string(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(|e| fail("cannot be read", Some(e)))?;
+    let trust = if option == "--hooks" { trust::FileTrust::PathAndFile } else { trust::FileTrust::Path };
+    let fd = trust::open_trusted_file(path, trust).map_err(|why| fail(&why, None))?;
+    let file = std::fs::File::from(fd);
     let meta = file.metadata().map_err(|e| fail("cannot be examined", Some(e)))?;
     if !meta.is_file() {
         return Err(fail("is not a regular file", None));

@@ -7,7 +7,8 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, SFlag};
 use nix::sys::statfs::{self, fstatfs};
 
@@ -58,7 +59,86 @@ impl HostSources {
             None => None,
         };
         let secrets = req.secrets.iter().map(|s| read_secret(&s.source)).collect::<Result<_>>()?;
-        Ok(HostSources { volumes, context, secrets })
+        let sources = HostSources { volumes, context, secrets };
+        sources.check_workdir(req)?;
+        Ok(sources)
+    }
+
+    /// Refuses a volume or context that is nucleus's state root, lies inside
+    /// it or holds it: a workload (root inside, and owner of what root owns
+    /// on the host) could otherwise read other containers' bundles and
+    /// write records, runsc state or the closure cache. Judged on where
+    /// the kernel says each open source is.
+    pub fn check_apart_from_state(&self, state_root: &Path) -> Result<()> {
+        let state_root = crate::policy::normalise_lexically(state_root);
+        let named = self.volumes.iter().map(|o| ("--volume", o)).chain(self.context.iter().map(|o| ("--context", o)));
+        for (option, opened) in named {
+            let Ok(actual) = fd_path(&opened.fd) else { continue };
+            if actual.starts_with(&state_root) || state_root.starts_with(&actual) {
+                return Err(refuse(
+                    option,
+                    &opened.path,
+                    format!(
+                        "overlaps nucleus's state root {}, which no workload may see; choose a state root outside \
+                         it",
+                        state_root.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A working directory inside a volume or the context must already be
+    /// there. runsc creates a missing one before the workload starts, as
+    /// root and whatever `--user` says: in a host directory that is a write
+    /// nucleus never makes (and in a read-only one, a failure only runsc's
+    /// log explains). Judged through the source's descriptor, beneath it,
+    /// following no symlink, as the sandbox will find it.
+    fn check_workdir(&self, req: &RunRequest) -> Result<()> {
+        let workdir = Path::new(&req.workdir);
+        let mounts = req.volumes.iter().zip(&self.volumes).map(|(v, o)| (v.destination.as_str(), o, "--volume"));
+        let context = self.context.as_ref().map(|o| (crate::policy::CONTEXT_DIR, o, "--context"));
+        let Some((destination, opened, option)) = mounts
+            .chain(context)
+            .filter(|(destination, _, _)| workdir.starts_with(destination))
+            .max_by_key(|(destination, _, _)| destination.len())
+        else {
+            return Ok(());
+        };
+        let rest = workdir.strip_prefix(destination).unwrap_or(workdir);
+        let refuse = |why: String| {
+            Error::invalid(
+                "--workdir",
+                format!(
+                    "{} lies in {option} {}:{destination}, {why}; nucleus creates nothing in a host directory",
+                    req.workdir,
+                    opened.path.display()
+                ),
+            )
+        };
+        if opened.kind == SourceKind::File {
+            return Err(refuse("which is a file".into()));
+        }
+        if rest.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC).resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                | ResolveFlag::RESOLVE_NO_XDEV,
+        );
+        let host = opened.path.join(rest);
+        match openat2(&opened.fd, rest, how) {
+            Ok(_) => Ok(()),
+            Err(Errno::ENOENT) => Err(refuse(format!("but {} does not exist: create it first", host.display()))),
+            Err(Errno::ENOTDIR) => Err(refuse(format!("but {} is not a directory", host.display()))),
+            Err(Errno::ELOOP | Errno::EXDEV) => {
+                Err(refuse(format!("but {} passes through a symlink or another mount", host.display())))
+            }
+            Err(e) => Err(refuse(format!("but {} cannot be opened ({e})", host.display()))),
+        }
     }
 }
 
@@ -235,6 +315,45 @@ mod tests {
         std::fs::File::create(&big).unwrap().set_len(MAX_SECRET_BYTES + 1).unwrap();
         let err = HostSources::open(&request_with(&dir, Some(&big))).unwrap_err();
         assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn a_workdir_in_a_host_directory_must_already_be_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let dir = base.join("dir");
+        std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        std::fs::write(dir.join("file"), "x").unwrap();
+        symlink("sub", dir.join("link")).unwrap();
+        let with_workdir = |workdir: &str| {
+            let mut req = request_with(&dir, None);
+            req.workdir = workdir.into();
+            HostSources::open(&req)
+        };
+        for good in ["/data", "/data/sub", "/data/sub/deeper", "/", "/elsewhere/x", "/database"] {
+            assert!(with_workdir(good).is_ok(), "{good}");
+        }
+        for bad in ["/data/missing", "/data/sub/missing/x", "/data/file", "/data/link", "/data/link/deeper"] {
+            let err = with_workdir(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument { .. }), "{bad}: {err}");
+        }
+        assert!(!dir.join("missing").exists());
+    }
+
+    #[test]
+    fn a_source_may_not_overlap_the_state_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("srv/state/web")).unwrap();
+        std::fs::create_dir_all(base.join("srv/data")).unwrap();
+        let state = base.join("srv/state");
+        for overlapping in ["srv", "srv/state", "srv/state/web"] {
+            let opened = HostSources::open(&request_with(&base.join(overlapping), None)).unwrap();
+            assert!(opened.check_apart_from_state(&state).is_err(), "{overlapping}");
+        }
+        let apart = HostSources::open(&request_with(&base.join("srv/data"), None)).unwrap();
+        assert!(apart.check_apart_from_state(&state).is_ok());
+        assert!(apart.check_apart_from_state(&base.join("srv/dat")).is_ok(), "components, not characters");
     }
 
     #[test]

@@ -19,13 +19,14 @@ pub mod cgroups;
 pub mod layout;
 pub mod record;
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags};
 
 use crate::bundle::SafeDir;
-use crate::host::trust::check_trusted;
+use crate::host::trust::open_trusted_dir;
 use crate::policy::parse_name;
 use crate::{Error, Result};
 use layout::{ContainerLayout, RECORD_FILE};
@@ -65,15 +66,29 @@ impl StateRoot {
         Ok(StateRoot { dir: crate::policy::normalise_lexically(&dir), trusted: std::sync::OnceLock::new() })
     }
 
-    /// Checks the state root (and every directory above it) and opens it,
+    /// Judges the state root (and every directory above it) and opens it,
     /// creating it 0700 when `create` says so. `None` when it does not exist
     /// and may not be created.
+    ///
+    /// The first call walks from `/` through descriptors, never following a
+    /// symlink, and judges each directory on the descriptor it opened (see
+    /// [`crate::host::trust`]); the directory opened here must be the one
+    /// judged. Later calls (with `--rootless`, inside nucleus's own user
+    /// namespace, where root's files show as owned by nobody) rely on that
+    /// judgement: no one else can change a trusted path.
     pub fn open(&self, create: bool) -> Result<Option<SafeDir>> {
-        if self.trusted.get().is_none() {
-            check_trusted(&self.dir)?;
-            let _ = self.trusted.set(());
-        }
-        if !self.dir.exists() {
+        let judged = if self.trusted.get().is_none() {
+            match open_trusted_dir(&self.dir, create)? {
+                Some(fd) => {
+                    let _ = self.trusted.set(());
+                    Some(fd)
+                }
+                None => return Ok(None),
+            }
+        } else {
+            None
+        };
+        if judged.is_none() && !self.dir.exists() {
             if !create {
                 return Ok(None);
             }
@@ -85,6 +100,13 @@ impl StateRoot {
                 .map_err(|e| Error::state(&self.dir, "cannot be created", Some(e)))?;
         }
         let dir = SafeDir::open(&self.dir).map_err(|e| Error::state(&self.dir, "cannot be opened", Some(e)))?;
+        if let Some(judged) = judged {
+            let identity = |fd: std::os::fd::BorrowedFd<'_>| nix::sys::stat::fstat(fd).map(|s| (s.st_dev, s.st_ino));
+            let same = matches!((identity(judged.as_fd()), identity(dir.fd())), (Ok(a), Ok(b)) if a == b);
+            if !same {
+                return Err(Error::state(&self.dir, "changed while it was opened; try again", None));
+            }
+        }
         // Other users must not even list container names or closures.
         nix::sys::stat::fchmod(dir.fd(), nix::sys::stat::Mode::from_bits_truncate(0o700))
             .map_err(|e| Error::state(&self.dir, "cannot be made private", Some(e.into())))?;
