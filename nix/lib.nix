@@ -280,8 +280,8 @@ let
 
   problemIf = condition: message: if condition then [ message ] else [ ];
 
-  # nucleus's container names (runsc's control socket allows 92 characters).
-  namePattern = "[A-Za-z0-9][A-Za-z0-9_.-]{0,91}";
+  # nucleus's container names.
+  namePattern = "[A-Za-z0-9][A-Za-z0-9_.-]{0,127}";
 
   # A host file that must never pass through the store: a string naming an
   # absolute host path, with no store path in it.

@@ -209,7 +209,7 @@ let
           description = ''
             The container's name for nucleus (`--name`), which `nucleus kill`
             and `nucleus delete` address it by:
-            `[A-Za-z0-9][A-Za-z0-9_.-]{0,91}`.
+            `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`.
           '';
         };
 

@@ -181,7 +181,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 
-    /// Container name, [A-Za-z0-9][A-Za-z0-9_.-]{0,91} [default: generated].
+    /// Container name, [A-Za-z0-9][A-Za-z0-9_.-]{0,127} [default: generated].
     #[arg(long)]
     pub name: Option<String>,
     /// Give the workload a pseudo-terminal (podman's -t).

@@ -120,6 +120,10 @@ fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
         Err(_) if args.dry_run => args.runsc.clone().unwrap_or_else(|| PathBuf::from("runsc")),
         Err(e) => return Err(e),
     };
+    // Bad host paths are refused before anything is created. They are
+    // opened again, for use, once in the private mount namespace: only
+    // there can they be mounted from their descriptors.
+    HostSources::open(&req)?.check_apart_from_state(&state.dir)?;
     // A dry run checks the state root as a run would, but creates nothing.
     state.open(!args.dry_run)?;
     let deadline = Deadline::after(req.timeout);
@@ -133,6 +137,7 @@ fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
         sandbox::enter_private_mounts(req.rootless)?;
     }
     let sources = HostSources::open(&req)?;
+    sources.check_apart_from_state(&state.dir)?;
     let target = Target::Container(ContainerTarget {
         state_root: &state.dir,
         name: &name,

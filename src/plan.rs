@@ -201,6 +201,10 @@ impl LaunchPlan {
             cgroups_path: cgroups_path.clone(),
             seccomp,
             hooks: req.hooks.clone(),
+            container_name: match target {
+                Target::Container(c) => Some(c.name),
+                Target::Directory(_) => None,
+            },
         })
         .map_err(|e| Error::Plan { reason: format!("cannot build the runtime spec: {e}") })?;
         let config = serde_json::to_value(&spec)

@@ -529,7 +529,7 @@ fn check_args_refuses_what_mk_run_args_builds_from_bad_values() {
         (r#"{ pids = 10; }"#, "--pids"),
         (r#"{ cpus = 0.001; }"#, "--cpus"),
         (r#"{ timeout = 4294967296; }"#, "--timeout"),
-        (r#"{ name = builtins.concatStringsSep "" (builtins.genList (_: "n") 93); }"#, "--name"),
+        (r#"{ name = builtins.concatStringsSep "" (builtins.genList (_: "n") 129); }"#, "--name"),
         (r#"{ secrets = [ "/var/lib/token:/etc/token" ]; }"#, "--secret"),
         (r#"{ ports = [ "127.0.0.1:99999:80" ]; }"#, "--publish"),
     ];
@@ -539,9 +539,9 @@ fn check_args_refuses_what_mk_run_args_builds_from_bad_values() {
         )));
         assert_refused(&check_args(&args), about);
     }
-    // The longest name runsc allows is fine.
+    // The longest name nucleus allows is fine.
     let longest = strings(&eval(
-        r#"lib.mkRunArgs { name = builtins.concatStringsSep "" (builtins.genList (_: "n") 92); command = [ "/bin/true" ]; }"#,
+        r#"lib.mkRunArgs { name = builtins.concatStringsSep "" (builtins.genList (_: "n") 128); command = [ "/bin/true" ]; }"#,
     ));
     let out = check_args(&longest);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -269,7 +269,7 @@ fn bad_input_is_125_with_a_reason_and_leaves_nothing() {
     let mut cases: Vec<Vec<String>> = vec![
         vec!["--name=-bad".into()],
         vec!["--name".into(), "a/b".into()],
-        vec!["--name".into(), "x".repeat(93)],
+        vec!["--name".into(), "x".repeat(129)],
         vec!["--name".into(), "two\nlines".into()],
         vec!["--timeout".into(), "4294967296".into()],
         vec!["--timeout".into(), "99999999999999999999".into()],

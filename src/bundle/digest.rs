@@ -12,7 +12,8 @@
 //!
 //! CONFIG is config.json with what only places a bundle on one machine
 //! normalised away, and nothing else:
-//! - `linux.cgroupsPath` (unique per run, invisible to the workload) is left out;
+//! - `linux.cgroupsPath` and the container-name annotation (unique per
+//!   run, invisible to the workload) are left out;
 //! - a network namespace path of `/proc/self/ns/net` (the namespace nucleus
 //!   prepared for `run`) is left out, so `run` and `bundle` agree;
 //! - a mount source inside the bundle is written as the host path it stages
@@ -138,6 +139,15 @@ impl DigestRecord {
     pub fn canonical_document(&self, config: &Value) -> Result<String, String> {
         self.check_normalisation()?;
         let mut config = config.clone();
+        if let Some(object) = config.as_object_mut() {
+            let annotations = object.get_mut("annotations").and_then(Value::as_object_mut);
+            if let Some(annotations) = annotations {
+                annotations.remove(crate::oci::build::CONTAINER_NAME_ANNOTATION);
+                if annotations.is_empty() {
+                    object.remove("annotations");
+                }
+            }
+        }
         if let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) {
             linux.remove("cgroupsPath");
             for ns in linux.get_mut("namespaces").and_then(Value::as_array_mut).into_iter().flatten() {
@@ -276,7 +286,8 @@ mod tests {
 
     #[test]
     fn the_bundle_location_and_cgroup_do_not_count() {
-        let a = json!({"mounts": [bind("/x/b1/secrets/0", "/run/secrets/t")], "linux": {"cgroupsPath": "/n-1"}});
+        let a = json!({"mounts": [bind("/x/b1/secrets/0", "/run/secrets/t")], "linux": {"cgroupsPath": "/n-1"},
+                       "annotations": {"nucleus.container-name": "one"}});
         let b = json!({"linux": {"cgroupsPath": "/n-2"}, "mounts": [bind("/y/b2/secrets/0", "/run/secrets/t")]});
         assert_eq!(digest(&record("/x/b1", None), &a), digest(&record("/y/b2", None), &b));
         assert!(record("/x/b1", None).canonical_document(&a).unwrap().contains("$BUNDLE/secrets/0"));

@@ -25,6 +25,10 @@ pub struct SafeDir {
     path: PathBuf,
 }
 
+/// The most [`SafeDir::read_file`] reads: far above any config or record
+/// nucleus writes (a 3000-path closure's config is under 1 MiB).
+pub const MAX_READ_BYTES: u64 = 64 << 20;
+
 fn dir_flags() -> OFlag {
     OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY
 }
@@ -126,12 +130,23 @@ impl SafeDir {
         written
     }
 
-    /// Reads file `name`, refusing a symlink.
+    /// Reads regular file `name`, of at most [`MAX_READ_BYTES`]. A symlink,
+    /// a FIFO (which would block the reader forever) or a device is
+    /// refused: what is read through a `SafeDir` is nucleus's own JSON,
+    /// which a hostile bundle directory may have replaced with anything.
     pub fn read_file(&self, name: &str) -> std::io::Result<Vec<u8>> {
         check_name(name)?;
-        let fd = openat(&self.fd, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = openat(&self.fd, name, flags, Mode::empty())?;
+        let stat = nix::sys::stat::fstat(&fd)?;
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+        }
         let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut File::from(fd), &mut bytes)?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(File::from(fd), MAX_READ_BYTES + 1), &mut bytes)?;
+        if bytes.len() as u64 > MAX_READ_BYTES {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "larger than nucleus ever writes"));
+        }
         Ok(bytes)
     }
 

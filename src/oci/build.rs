@@ -45,7 +45,13 @@ pub struct SpecInput<'a> {
     /// The effective profile (the user's and the setuid guard).
     pub seccomp: Option<LinuxSeccomp>,
     pub hooks: Option<Hooks>,
+    /// The container's name, for `run`: runsc knows the container by a
+    /// hashed id, so hooks find the name in the state's annotations.
+    pub container_name: Option<&'a str>,
 }
+
+/// The annotation that carries a run's container name (outside the digest).
+pub const CONTAINER_NAME_ANNOTATION: &str = "nucleus.container-name";
 
 pub fn hardened_spec(input: SpecInput<'_>) -> Result<Spec, oci_spec::OciSpecError> {
     let mut mounts = defaults::system_mounts();
@@ -57,7 +63,9 @@ pub fn hardened_spec(input: SpecInput<'_>) -> Result<Spec, oci_spec::OciSpecErro
     spec.set_process(Some(process(input.request, input.args)?));
     spec.set_hostname(Some(input.request.hostname.clone()));
     spec.set_domainname(None);
-    spec.set_annotations(None);
+    spec.set_annotations(
+        input.container_name.map(|name| [(CONTAINER_NAME_ANNOTATION.to_string(), name.to_string())].into()),
+    );
     spec.set_hooks(input.hooks);
     spec.set_linux(Some(linux(input.request, &input.network, input.cgroups_path, input.seccomp)));
     spec.set_solaris(None);
@@ -216,6 +224,7 @@ mod tests {
             cgroups_path: None,
             seccomp: None,
             hooks: None,
+            container_name: None,
         })
         .unwrap()
     }

@@ -35,10 +35,9 @@ pub const CONTEXT_DIR: &str = "/context";
 /// runsc cannot boot its own processes under a smaller pids limit.
 pub const MIN_PIDS: u64 = 50;
 
-/// runsc names its control socket `\0runsc-sandbox.<id>`, and a socket
-/// address holds 108 bytes: a longer container name makes runsc fail
-/// after the bundle is written.
-pub const MAX_NAME_LEN: usize = 92;
+/// A name is a directory name in the state root and part of a cgroup's
+/// name; runsc never sees it (its id is a hash, see `ContainerLayout`).
+pub const MAX_NAME_LEN: usize = 128;
 
 /// The kernel refuses a CFS quota under 1 ms; with nucleus's 100 ms period
 /// that is a hundredth of a CPU.
@@ -48,7 +47,7 @@ pub const MIN_CPU_MILLIS: u64 = 10;
 /// holds, so that no value is silently truncated.
 pub const MAX_TIMEOUT_SECONDS: u64 = u32::MAX as u64;
 
-/// `[A-Za-z0-9][A-Za-z0-9_.-]{0,91}`: safe as a file name and a runsc id.
+/// `[A-Za-z0-9][A-Za-z0-9_.-]{0,127}`: safe as a file name and a cgroup name.
 pub fn parse_name(text: &str) -> Result<String> {
     let bytes = text.as_bytes();
     let ok = !bytes.is_empty()

@@ -59,7 +59,7 @@ fn kill(shared: &Shared, signal: Signal, all: bool) -> Reply {
         args.push("--all");
     }
     let name = signal.as_str().trim_start_matches("SIG").to_string();
-    args.extend([shared.plan.name.as_str(), name.as_str()]);
+    args.extend([shared.plan.runsc_id.as_str(), name.as_str()]);
     match shared.control_call(&args) {
         Ok(_) => Reply::Ok,
         Err(e) => Reply::Error { message: e.to_string() },
@@ -110,7 +110,7 @@ fn start(
     if request.tty {
         args.push("--console-socket=/dev/null".into());
     }
-    args.push(shared.plan.name.clone());
+    args.push(shared.plan.runsc_id.clone());
     args.extend(request.args.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = shared.runsc.control(&refs);
@@ -139,7 +139,7 @@ enum ExecState {
 /// `runsc kill --pid` of an `exec`'d command.
 fn signal_command(shared: &Shared, pid: i32, signal: Signal) {
     let text = signal.as_str().trim_start_matches("SIG");
-    if let Err(e) = shared.control_call(&["kill", "--pid", &pid.to_string(), &shared.plan.name, text]) {
+    if let Err(e) = shared.control_call(&["kill", "--pid", &pid.to_string(), &shared.plan.runsc_id, text]) {
         tracing::debug!("{e}");
     }
 }

@@ -9,11 +9,17 @@
 //! reaping it, and the final sweep first closes the gate and waits until
 //! no pass is out.
 
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::sync::{RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+
+use crate::{Error, Result};
 
 /// Lets threads wait for their own children until the final sweep.
 #[derive(Default)]
@@ -53,6 +59,48 @@ impl ReapGate {
     /// only the sweeping thread starts children).
     pub fn reap_again(&self) {
         reap_all();
+    }
+
+    /// Runs `cmd` (a short runsc call) from the sweeping thread, at most
+    /// `limit`, reaping everything else that ends meanwhile: runsc's own
+    /// helpers, orphaned to pid 1, may be what the call waits to see gone.
+    /// Its stdout, or its last line of stderr as the error.
+    pub fn run_while_reaping(&self, mut cmd: Command, limit: Duration, what: &str) -> Result<String> {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| Error::runsc(format!("cannot start `{what}`: {e}")))?;
+        let pid = Pid::from_raw(child.id() as i32);
+        let deadline = Instant::now() + limit;
+        let mut killed = false;
+        let code = loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p == pid => break Some(code),
+                Ok(WaitStatus::Signaled(p, ..)) if p == pid => break None,
+                Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(_) => {}
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::runsc(format!("cannot wait for `{what}`: {e}"))),
+            }
+            if !killed && Instant::now() >= deadline {
+                let _ = kill(pid, Signal::SIGKILL);
+                killed = true;
+            }
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr);
+        }
+        match code {
+            _ if killed => Err(Error::runsc(format!("`{what}` did not answer within {} s", limit.as_secs()))),
+            Some(0) => Ok(stdout),
+            _ => {
+                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim();
+                Err(Error::runsc(format!("`{what}` failed: {last}")))
+            }
+        }
     }
 }
 

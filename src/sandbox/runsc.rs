@@ -79,7 +79,7 @@ impl RunscFlags {
         if console {
             args.push(format!("--console-socket={}", layout.console_socket().display()));
         }
-        args.push(layout.name.clone());
+        args.push(layout.runsc_id.clone());
         args
     }
 
@@ -116,29 +116,14 @@ fn search_path(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
 }
 
-/// runsc runs with our privileges: refuse one that someone else could have
-/// replaced.
+/// runsc runs with our privileges, once per control call as well: refuse
+/// one that someone else could replace, in place or by renaming a
+/// directory above it.
 fn check_trusted(binary: &Path) -> Result<()> {
-    let meta = binary.metadata().map_err(|e| Error::runsc(format!("{}: {e}", binary.display())))?;
-    if !meta.is_file() {
-        return Err(Error::runsc(format!("{} is not a regular file", binary.display())));
-    }
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != me {
-        return Err(Error::runsc(format!(
-            "{} is owned by uid {}, neither root nor you; refusing to run it",
-            binary.display(),
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(Error::runsc(format!(
-            "{} is writable by group or others (mode {:o}); refusing to run it",
-            binary.display(),
-            meta.mode() & 0o7777
-        )));
-    }
-    if meta.mode() & 0o111 == 0 {
+    crate::host::trust::check_trusted_program(binary)
+        .map_err(|why| Error::runsc(format!("refusing to run it: {why}")))?;
+    let mode = binary.metadata().map_err(|e| Error::runsc(format!("{}: {e}", binary.display())))?.mode();
+    if mode & 0o111 == 0 {
         return Err(Error::runsc(format!("{} is not executable", binary.display())));
     }
     Ok(())
@@ -202,7 +187,7 @@ mod tests {
                 "--pid-file=/s/web/sandbox.pid",
                 "--bundle=/s/web/bundle",
                 "--console-socket=/s/web/console.sock",
-                "web"
+                layout.runsc_id.as_str()
             ]
         );
         req.rootless = true;

@@ -6,6 +6,11 @@
 //! When stdout and stderr are one open file (`> log 2>&1`), the workload
 //! gets one pipe for both, so their order is kept.
 //!
+//! Copying starts only once the workload runs: until then the pipes carry
+//! nothing but runsc's own messages, which are raw text from an unknown
+//! command line. A failed boot is reported from runsc's log instead, as
+//! one escaped line, and whatever the pipes held is dropped.
+//!
 //! When nucleus can no longer write its stdout (a reader such as `head`
 //! went away), it closes the pipe's read end, so the workload's next write
 //! fails with EPIPE as it would on the host, and it tells the caller, who
@@ -30,6 +35,12 @@ pub struct RunscStdio {
     pub stderr: Stdio,
 }
 
+/// The read ends of the workload's output pipes, not yet copied.
+pub struct PendingRelays {
+    pipes: Vec<(OwnedFd, std::io::Result<OwnedFd>)>,
+    on_broken: OnBrokenPipe,
+}
+
 /// The threads copying the workload's output.
 pub struct Relays {
     handles: Vec<JoinHandle<()>>,
@@ -41,20 +52,44 @@ pub type OnBrokenPipe = std::sync::Arc<dyn Fn() + Send + Sync>;
 /// Pipes for stdout and stderr (one when they are the same open file),
 /// each copied by a thread to nucleus's own; stdin is nucleus's when
 /// `interactive`, else empty.
-pub fn piped(interactive: bool, on_broken: OnBrokenPipe) -> Result<(RunscStdio, Relays)> {
+pub fn piped(interactive: bool, on_broken: OnBrokenPipe) -> Result<(RunscStdio, PendingRelays)> {
     let stdin = if interactive { Stdio::inherit() } else { Stdio::null() };
     let (out_read, out_write) = pipe()?;
-    let mut relays = vec![relay(out_read, std::io::stdout().as_fd().try_clone_to_owned(), on_broken.clone())];
+    let mut pipes = vec![(out_read, std::io::stdout().as_fd().try_clone_to_owned())];
     let stdout = Stdio::from(out_write.try_clone().map_err(|e| Error::setup("duplicate a pipe", e))?);
     let stderr = if same_open_file() {
         Stdio::from(out_write)
     } else {
         drop(out_write);
         let (err_read, err_write) = pipe()?;
-        relays.push(relay(err_read, std::io::stderr().as_fd().try_clone_to_owned(), on_broken));
+        pipes.push((err_read, std::io::stderr().as_fd().try_clone_to_owned()));
         Stdio::from(err_write)
     };
-    Ok((RunscStdio { stdin, stdout, stderr }, Relays { handles: relays }))
+    Ok((RunscStdio { stdin, stdout, stderr }, PendingRelays { pipes, on_broken }))
+}
+
+impl PendingRelays {
+    /// The last line runsc wrote before it failed, if any: the cause when
+    /// its log has none (a runsc that could not open its log). Reads only
+    /// what is already there.
+    pub fn last_line(&self) -> Option<String> {
+        let mut text = Vec::new();
+        for (from, _) in &self.pipes {
+            let flags = fcntl(from.as_fd(), FcntlArg::F_GETFL).ok()?;
+            let nonblocking = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+            fcntl(from.as_fd(), FcntlArg::F_SETFL(nonblocking)).ok()?;
+            let mut file = File::from(from.try_clone().ok()?);
+            let _ = (&mut file).take(64 * 1024).read_to_end(&mut text);
+        }
+        let text = String::from_utf8_lossy(&text);
+        text.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+    }
+
+    /// The workload runs: copy its output from here on.
+    pub fn start(self) -> Relays {
+        let on_broken = self.on_broken;
+        Relays { handles: self.pipes.into_iter().map(|(from, to)| relay(from, to, on_broken.clone())).collect() }
+    }
 }
 
 impl Relays {

@@ -98,6 +98,8 @@ pub struct Shared {
 /// The parts of the plan the threads need.
 pub struct ContainerPlanView {
     pub name: String,
+    /// The id runsc knows the container by (see `ContainerLayout`).
+    pub runsc_id: String,
     pub dir: PathBuf,
     /// The container's directory, open: sockets are bound through it, so
     /// their paths stay short whatever the state root's length.
@@ -117,6 +119,7 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
         runsc: plan.runsc.clone(),
         plan: ContainerPlanView {
             name: plan.layout.name.clone(),
+            runsc_id: plan.layout.runsc_id.clone(),
             dir: plan.layout.dir.clone(),
             dir_fd,
             user: plan.user,
@@ -277,7 +280,7 @@ fn boot(
     let child =
         cmd.spawn().map_err(|e| Error::runsc(format!("cannot start {}: {e}", shared.runsc.binary.display())))?;
     drop(cmd);
-    wait_for_boot(child, plan, shared, deadline)?;
+    wait_for_boot(child, plan, shared, deadline, relays.as_ref())?;
     let pid = read_sandbox_pid(plan)?;
     shared.started.store(true, Ordering::SeqCst);
     let output = match (console, relays) {
@@ -287,7 +290,7 @@ fn boot(
             *shared.window.lock().unwrap_or_else(|p| p.into_inner()) = master.try_clone().ok();
             Output::Terminal(tty::relay(master, plan.terminal.interactive)?)
         }
-        (None, Some(relays)) => Output::Pipes(relays),
+        (None, Some(relays)) => Output::Pipes(relays.start()),
         (None, None) => return Err(Error::Plan { reason: "the workload has no output".into() }),
     };
     Ok(Started { pid, output })
@@ -295,14 +298,21 @@ fn boot(
 
 /// Waits for `runsc run --detach`, at most the boot timeout and never past
 /// the run's `--timeout`.
-fn wait_for_boot(mut child: Child, plan: &ContainerPlan, shared: &Arc<Shared>, run_deadline: &Deadline) -> Result<()> {
+fn wait_for_boot(
+    mut child: Child,
+    plan: &ContainerPlan,
+    shared: &Arc<Shared>,
+    run_deadline: &Deadline,
+    held: Option<&stdio::PendingRelays>,
+) -> Result<()> {
     let deadline = Instant::now() + plan.boot_timeout;
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
             Ok(Some(status)) => {
-                let cause =
-                    failure_cause(&plan.layout.runsc_log()).unwrap_or_else(|| format!("runsc exited with {status}"));
+                let cause = failure_cause(&plan.layout.runsc_log())
+                    .or_else(|| held.and_then(stdio::PendingRelays::last_line))
+                    .unwrap_or_else(|| format!("runsc exited with {status}"));
                 return Err(Error::runsc(cause));
             }
             Ok(None) => {}
@@ -454,7 +464,7 @@ impl Shared {
             args.push("--all");
         }
         let name = signal.as_str().trim_start_matches("SIG").to_string();
-        args.push(&self.plan.name);
+        args.push(&self.plan.runsc_id);
         args.push(&name);
         if let Err(e) = self.control_call(&args) {
             tracing::warn!("cannot send {signal} to the workload: {e}");
@@ -467,11 +477,6 @@ impl Shared {
         let Some(_pass) = self.reaping.pass() else {
             return Err(Error::runsc("the container is stopping".to_string()));
         };
-        self.control_call_unguarded(args)
-    }
-
-    /// A control call from the thread that sweeps, or one holding a pass.
-    fn control_call_unguarded(&self, args: &[&str]) -> Result<String> {
         let mut cmd = self.runsc.control(args);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("NOTIFY_SOCKET");
         let child =
@@ -496,7 +501,8 @@ fn clean_up(
     // a zombie still answers runsc's "are you alive?".
     shared.reaping.kill_and_reap_all();
     if plan.layout.runsc_root().exists() {
-        if let Err(e) = shared.control_call_unguarded(&["delete", "--force", &plan.layout.name]) {
+        let delete = shared.runsc.control(&["delete", "--force", &plan.layout.runsc_id]);
+        if let Err(e) = shared.reaping.run_while_reaping(delete, CONTROL_CALL_LIMIT, "runsc delete") {
             tracing::warn!("{e}");
         }
     }

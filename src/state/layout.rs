@@ -28,11 +28,18 @@ pub const SANDBOX_PID_FILE: &str = "sandbox.pid";
 pub struct ContainerLayout {
     pub name: String,
     pub dir: PathBuf,
+    /// The id runsc knows the container by. runsc names its control socket
+    /// after it in the abstract namespace, which every user of a network
+    /// namespace shares: with the bare name, anyone's container called
+    /// `web` would keep root's `web` from starting. So the id is the state
+    /// root and the name, hashed; it is also short enough for the socket's
+    /// 108 bytes whatever the name.
+    pub runsc_id: String,
 }
 
 impl ContainerLayout {
     pub fn new(state_root: &Path, name: &str) -> Self {
-        ContainerLayout { name: name.to_string(), dir: state_root.join(name) }
+        ContainerLayout { name: name.to_string(), dir: state_root.join(name), runsc_id: runsc_id(state_root, name) }
     }
 
     pub fn bundle(&self) -> BundleLayout {
@@ -61,5 +68,31 @@ impl ContainerLayout {
 
     pub fn sandbox_pid_file(&self) -> PathBuf {
         self.dir.join(SANDBOX_PID_FILE)
+    }
+}
+
+/// `nucleus-` and 24 hex digits of sha256(state root, NUL, name).
+fn runsc_id(state_root: &Path, name: &str) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(state_root.as_os_str().as_encoded_bytes());
+    hasher.update([0]);
+    hasher.update(name.as_bytes());
+    format!("nucleus-{}", &crate::policy::hex(&hasher.finalize())[..24])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runsc_ids_differ_between_state_roots_and_names() {
+        let a = ContainerLayout::new(Path::new("/run/nucleus"), "web");
+        let b = ContainerLayout::new(Path::new("/run/user/1000/nucleus"), "web");
+        let c = ContainerLayout::new(Path::new("/run/nucleus"), "web2");
+        assert_ne!(a.runsc_id, b.runsc_id);
+        assert_ne!(a.runsc_id, c.runsc_id);
+        assert_eq!(a.runsc_id, ContainerLayout::new(Path::new("/run/nucleus"), "web").runsc_id);
+        assert_eq!(a.runsc_id.len(), "nucleus-".len() + 24);
     }
 }
