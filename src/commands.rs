@@ -20,7 +20,7 @@ use crate::nix::command::Deadline;
 use crate::nix::hash::NarHash;
 use crate::nix::installable::Installable;
 use crate::nix::nar::nar_sha256;
-use crate::plan::{ContainerTarget, LaunchPlan, Resolved, Target};
+use crate::plan::{ContainerTarget, LaunchPlan, PlanInput, PlanTarget};
 use crate::request::RunRequest;
 use crate::rootfs::RootfsPlan;
 use crate::sandbox::{self, control::ExecRequest, lifecycle, runsc};
@@ -138,7 +138,7 @@ fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
     }
     let sources = HostSources::open(&req)?;
     sources.check_apart_from_state(&state.dir)?;
-    let target = Target::Container(ContainerTarget {
+    let target = PlanTarget::Container(ContainerTarget {
         state_root: &state.dir,
         name: &name,
         runsc: &runsc,
@@ -158,9 +158,14 @@ fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
     sandbox::launch(&plan, &sources, state, deadline, args.replace)
 }
 
-fn plan(req: &RunRequest, resolved: &ResolvedRootfs, sources: &HostSources, target: &Target<'_>) -> Result<LaunchPlan> {
+fn plan(
+    req: &RunRequest,
+    resolved: &ResolvedRootfs,
+    sources: &HostSources,
+    target: &PlanTarget<'_>,
+) -> Result<LaunchPlan> {
     let plan = LaunchPlan::new(
-        &Resolved {
+        &PlanInput {
             request: req,
             rootfs: &resolved.rootfs,
             closure: resolved.closure.as_ref(),
@@ -180,7 +185,7 @@ fn write_bundle(args: &BundleArgs) -> Result<i32> {
     let out = absolute(&args.out)?;
     let sources = HostSources::open(&req)?;
     let resolved = resolve(&req, None, &Deadline::none())?;
-    let plan = plan(&req, &resolved, &sources, &Target::Directory(&out))?;
+    let plan = plan(&req, &resolved, &sources, &PlanTarget::Directory(&out))?;
     bundle::write(&plan.bundle, Accept::NewOrEmpty)?;
     print_line(plan.bundle.record.digest.as_str())
 }
@@ -234,9 +239,9 @@ fn image_source(sandbox: &SandboxArgs, workload: &WorkloadArgs, max_layers: u16)
     let sources = HostSources::default();
     // The bundle digest does not depend on where a bundle is written; this
     // directory holds no volume source (nothing under /proc may be one).
-    let target = Target::Directory(Path::new("/proc/nucleus-image"));
+    let target = PlanTarget::Directory(Path::new("/proc/nucleus-image"));
     let launch = LaunchPlan::new(
-        &Resolved {
+        &PlanInput {
             request: &req,
             rootfs: &resolved.rootfs,
             closure: resolved.closure.as_ref(),

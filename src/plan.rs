@@ -34,7 +34,7 @@ pub const MAX_RUNSC_BINDS: usize = 236;
 pub const PREPARED_NETWORK_NAMESPACE: &str = "/proc/self/ns/net";
 
 /// What the pipeline resolved before planning.
-pub struct Resolved<'a> {
+pub struct PlanInput<'a> {
     pub request: &'a RunRequest,
     pub rootfs: &'a RootfsPlan,
     /// `None` in host mode.
@@ -45,7 +45,7 @@ pub struct Resolved<'a> {
 }
 
 /// Where the bundle goes.
-pub enum Target<'a> {
+pub enum PlanTarget<'a> {
     /// A container under a state root, launched by `nucleus run`.
     Container(ContainerTarget<'a>),
     /// A self-contained directory any runtime can run (`nucleus bundle`).
@@ -168,13 +168,13 @@ impl NetworkPlan {
 }
 
 impl LaunchPlan {
-    pub fn new(resolved: &Resolved<'_>, target: &Target<'_>) -> Result<LaunchPlan> {
+    pub fn new(resolved: &PlanInput<'_>, target: &PlanTarget<'_>) -> Result<LaunchPlan> {
         let req = resolved.request;
         let layout = match target {
-            Target::Container(c) => ContainerLayout::new(c.state_root, c.name).bundle(),
-            Target::Directory(dir) => BundleLayout::new(*dir),
+            PlanTarget::Container(c) => ContainerLayout::new(c.state_root, c.name).bundle(),
+            PlanTarget::Directory(dir) => BundleLayout::new(*dir),
         };
-        let in_container = matches!(target, Target::Container(_));
+        let in_container = matches!(target, PlanTarget::Container(_));
         if !in_container && !req.secrets.is_empty() {
             return Err(Error::invalid(
                 "--secret",
@@ -186,7 +186,7 @@ impl LaunchPlan {
         let warnings = check_bind_limit(&mounts, in_container)?;
         let (network, namespace) = network(req, in_container);
         let cgroups_path = match target {
-            Target::Container(c) if req.limits.any() && !req.rootless => Some(cgroup_path(c.state_root, c.name)),
+            PlanTarget::Container(c) if req.limits.any() && !req.rootless => Some(cgroup_path(c.state_root, c.name)),
             _ => None,
         };
         let seccomp = effective_profile(req.seccomp.as_ref(), req.has_writable_volume());
@@ -202,8 +202,8 @@ impl LaunchPlan {
             seccomp,
             hooks: req.hooks.clone(),
             container_name: match target {
-                Target::Container(c) => Some(c.name),
-                Target::Directory(_) => None,
+                PlanTarget::Container(c) => Some(c.name),
+                PlanTarget::Directory(_) => None,
             },
         })
         .map_err(|e| Error::Plan { reason: format!("cannot build the runtime spec: {e}") })?;
@@ -217,11 +217,11 @@ impl LaunchPlan {
         let entries = bundle_entries(&spec, resolved.rootfs, &store, resolved.sources, &staged, req, in_container);
         let bundle = BundleContents { layout: layout.clone(), config, record, entries };
         let container = match target {
-            Target::Container(c) => {
+            PlanTarget::Container(c) => {
                 let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some();
                 Some(container_plan(resolved, c, &layout, staged, network, cgroups_path, seccomp))
             }
-            Target::Directory(_) => None,
+            PlanTarget::Directory(_) => None,
         };
         Ok(LaunchPlan { bundle, store, warnings, container })
     }
@@ -258,7 +258,7 @@ fn check_bind_limit(mounts: &[Mount], in_container: bool) -> Result<Vec<String>>
 
 /// What only a run needs beyond its bundle.
 fn container_plan(
-    resolved: &Resolved<'_>,
+    resolved: &PlanInput<'_>,
     target: &ContainerTarget<'_>,
     layout: &BundleLayout,
     staged: Vec<StagedSource>,

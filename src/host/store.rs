@@ -27,7 +27,7 @@ const MAX_SYMLINKS: usize = 40;
 
 /// What a store-confined resolution found.
 #[derive(Debug)]
-pub struct Resolved {
+pub struct FoundInStore {
     /// Canonical: no symlink in any component.
     pub path: PathBuf,
     /// An `O_PATH` descriptor of it.
@@ -39,14 +39,14 @@ pub struct Resolved {
 
 /// Resolves `path`, which must start with `/nix/store/`, entering only
 /// store paths for which `allowed` holds. The error says why in words.
-pub fn resolve_in_store(path: &Path, allowed: &dyn Fn(&StorePath) -> bool) -> Result<Resolved, String> {
+pub fn resolve_in_store(path: &Path, allowed: &dyn Fn(&StorePath) -> bool) -> Result<FoundInStore, String> {
     let store = Path::new(STORE_DIR);
     let found = resolve_below(store, path, &|name: &str| {
         StorePath::parse(&format!("{STORE_DIR}/{name}")).is_ok_and(|p| allowed(&p))
     })?;
     let owner =
         StorePath::containing(&found.path).ok_or_else(|| format!("{} names the store itself", path.display()))?;
-    Ok(Resolved { path: found.path, fd: found.fd, kind: found.kind, owner })
+    Ok(FoundInStore { path: found.path, fd: found.fd, kind: found.kind, owner })
 }
 
 /// What [`resolve_below`] found.

@@ -29,7 +29,7 @@ const NAME_LEN: usize = 100;
 const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EntryKind {
+pub enum TarEntryKind {
     Directory,
     Regular,
     Symlink,
@@ -37,13 +37,13 @@ pub enum EntryKind {
     Other(u8),
 }
 
-impl EntryKind {
+impl TarEntryKind {
     fn flag(self) -> u8 {
         match self {
-            EntryKind::Directory => b'5',
-            EntryKind::Regular => b'0',
-            EntryKind::Symlink => b'2',
-            EntryKind::Other(flag) => flag,
+            TarEntryKind::Directory => b'5',
+            TarEntryKind::Regular => b'0',
+            TarEntryKind::Symlink => b'2',
+            TarEntryKind::Other(flag) => flag,
         }
     }
 }
@@ -70,17 +70,17 @@ impl<W: Write> TarWriter<W> {
         if !name.ends_with(b"/") {
             name.push(b'/');
         }
-        self.header(&name, EntryKind::Directory, mode, 0, b"")
+        self.header(&name, TarEntryKind::Directory, mode, 0, b"")
     }
 
     pub fn symlink(&mut self, path: &[u8], target: &[u8]) -> io::Result<()> {
-        self.header(path, EntryKind::Symlink, 0o777, 0, target)
+        self.header(path, TarEntryKind::Symlink, 0o777, 0, target)
     }
 
     /// The header of a regular file of `size` bytes; exactly `size` bytes
     /// must follow through [`TarWriter::data`].
     pub fn begin_file(&mut self, path: &[u8], mode: u32, size: u64) -> io::Result<()> {
-        self.header(path, EntryKind::Regular, mode, size, b"")?;
+        self.header(path, TarEntryKind::Regular, mode, size, b"")?;
         self.remaining = size;
         self.size = size;
         Ok(())
@@ -112,7 +112,7 @@ impl<W: Write> TarWriter<W> {
         self.out.write_all(&[0; BLOCK][..pad])
     }
 
-    fn header(&mut self, path: &[u8], kind: EntryKind, mode: u32, size: u64, link: &[u8]) -> io::Result<()> {
+    fn header(&mut self, path: &[u8], kind: TarEntryKind, mode: u32, size: u64, link: &[u8]) -> io::Result<()> {
         let mut records: Vec<(&str, Vec<u8>)> = Vec::new();
         if path.len() > NAME_LEN {
             records.push(("path", path.to_vec()));
@@ -125,7 +125,7 @@ impl<W: Write> TarWriter<W> {
         }
         if !records.is_empty() {
             let body = pax_records(&records);
-            let header = ustar_header(PAX_HEADER_NAME, EntryKind::Other(b'x'), 0o644, body.len() as u64, b"");
+            let header = ustar_header(PAX_HEADER_NAME, TarEntryKind::Other(b'x'), 0o644, body.len() as u64, b"");
             self.out.write_all(&header)?;
             self.out.write_all(&body)?;
             self.pad(body.len() as u64)?;
@@ -155,7 +155,7 @@ fn pax_records(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-fn ustar_header(path: &[u8], kind: EntryKind, mode: u32, size: u64, link: &[u8]) -> [u8; BLOCK] {
+fn ustar_header(path: &[u8], kind: TarEntryKind, mode: u32, size: u64, link: &[u8]) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     let name = &path[..path.len().min(NAME_LEN)];
     h[..name.len()].copy_from_slice(name);
@@ -191,7 +191,7 @@ fn octal(field: &mut [u8], value: u64) {
 pub struct Entry {
     /// Without a leading `./` or a trailing `/`.
     pub path: Vec<u8>,
-    pub kind: EntryKind,
+    pub kind: TarEntryKind,
     pub mode: u32,
     pub size: u64,
     pub link: Vec<u8>,
@@ -259,13 +259,13 @@ impl<R: Read> TarReader<R> {
             let path = long_path.take().unwrap_or_else(|| ustar_name(&h));
             let link = long_link.take().unwrap_or_else(|| until_nul(&h[157..257]).to_vec());
             let kind = match flag {
-                b'0' | 0 | b'7' => EntryKind::Regular,
-                b'5' => EntryKind::Directory,
-                b'2' => EntryKind::Symlink,
-                other => EntryKind::Other(other),
+                b'0' | 0 | b'7' => TarEntryKind::Regular,
+                b'5' => TarEntryKind::Directory,
+                b'2' => TarEntryKind::Symlink,
+                other => TarEntryKind::Other(other),
             };
             let mode = u32::try_from(parse_number(&h[100..108])? & 0o7777).unwrap_or(0);
-            let has_data = matches!(kind, EntryKind::Regular | EntryKind::Other(_));
+            let has_data = matches!(kind, TarEntryKind::Regular | TarEntryKind::Other(_));
             let size = if has_data { size } else { 0 };
             self.remaining = size;
             self.pad = padding(size);
@@ -454,7 +454,7 @@ mod tests {
         let entries = read_all(&bytes);
         assert_eq!(entries.len(), 4);
         assert_eq!(entries[0].0.path, b"nix");
-        assert_eq!(entries[0].0.kind, EntryKind::Directory);
+        assert_eq!(entries[0].0.kind, TarEntryKind::Directory);
         assert_eq!(entries[1].0.link, long_target.as_bytes());
         assert_eq!(entries[2].0.path, long_name.as_bytes());
         assert_eq!((entries[2].0.mode, entries[2].1.as_slice()), (0o555, &b"hello"[..]));

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::nar_stream::{NarBuilder, Node};
 use super::oci::{self, BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, SHA256_DIR};
-use super::tar::{EntryKind, TarReader};
+use super::tar::{TarEntryKind, TarReader};
 use crate::bundle::SafeDir;
 use crate::nix::hash::NarHash;
 use crate::nix::store_path::STORE_DIR;
@@ -176,7 +176,7 @@ fn archive_entries(file: &File) -> io::Result<BTreeMap<String, (u64, u64)>> {
     let mut tar = TarReader::new(Counting { inner: io::BufReader::new(file), position: 0 });
     let mut entries = BTreeMap::new();
     while let Some(entry) = tar.next_entry()? {
-        if entry.kind == EntryKind::Regular {
+        if entry.kind == TarEntryKind::Regular {
             entries.insert(String::from_utf8_lossy(&entry.path).into_owned(), (tar.get_ref().position, entry.size));
         }
     }
@@ -286,7 +286,7 @@ impl LayerCheck<'_> {
             let path = String::from_utf8_lossy(&entry.path).into_owned();
             let store_prefix = &STORE_DIR[1..];
             if path == "nix" || path == store_prefix {
-                if entry.kind != EntryKind::Directory {
+                if entry.kind != TarEntryKind::Directory {
                     self.differences.push(format!("{}: /{path} is not a directory", self.what));
                 }
                 continue;
@@ -308,10 +308,10 @@ impl LayerCheck<'_> {
             let current = current.get_or_insert_with(|| self.start(&store_path, &mut seen));
             let Some(nar) = &mut current.nar else { continue };
             let node = match entry.kind {
-                EntryKind::Directory => Node::Directory,
-                EntryKind::Symlink => Node::Symlink { target: &entry.link },
-                EntryKind::Regular => Node::Regular { executable: entry.mode & 0o100 != 0, size: entry.size },
-                EntryKind::Other(flag) => {
+                TarEntryKind::Directory => Node::Directory,
+                TarEntryKind::Symlink => Node::Symlink { target: &entry.link },
+                TarEntryKind::Regular => Node::Regular { executable: entry.mode & 0o100 != 0, size: entry.size },
+                TarEntryKind::Other(flag) => {
                     self.differences
                         .push(format!("{}: /{path} is of tar type '{}', which no NAR holds", self.what, flag as char));
                     current.nar = None;
@@ -319,7 +319,7 @@ impl LayerCheck<'_> {
                 }
             };
             let mut fed = nar.entry(&rest, node);
-            if entry.kind == EntryKind::Regular {
+            if entry.kind == TarEntryKind::Regular {
                 loop {
                     let n = tar.read_data(&mut buf)?;
                     if n == 0 || fed.is_err() {
@@ -369,10 +369,10 @@ impl LayerCheck<'_> {
 
     /// Outside the store an image holds directories and links into the
     /// closure (the root layer), nothing else.
-    fn outside_store(&mut self, path: &str, kind: &EntryKind, link: &[u8]) {
+    fn outside_store(&mut self, path: &str, kind: &TarEntryKind, link: &[u8]) {
         let ok = match kind {
-            EntryKind::Directory => true,
-            EntryKind::Symlink => {
+            TarEntryKind::Directory => true,
+            TarEntryKind::Symlink => {
                 let target = String::from_utf8_lossy(link);
                 let base = target
                     .strip_prefix(STORE_DIR)

@@ -30,7 +30,7 @@ pub enum Installable {
 
 /// What an installable resolved to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Resolved {
+pub struct ResolvedInstallable {
     pub root: StorePath,
     /// The program `nix run` would start, when it was asked for.
     pub main_program: Option<String>,
@@ -72,12 +72,12 @@ impl Installable {
 
     /// Builds (if needed) and returns the top-level store path, and the
     /// main program when `main_program` asks for it.
-    pub fn resolve(&self, main_program: bool, deadline: &Deadline) -> Result<Resolved> {
+    pub fn resolve(&self, main_program: bool, deadline: &Deadline) -> Result<ResolvedInstallable> {
         match self {
             Installable::Path(text) => {
                 let root = resolve_path(text)?;
                 let program = main_program.then(|| program_in_bin(text, &root, root.package_name())).transpose()?;
-                Ok(Resolved { root, main_program: program })
+                Ok(ResolvedInstallable { root, main_program: program })
             }
             Installable::NixFile { file, attr, args } => {
                 let mut cmd = Command::new("nix-build");
@@ -90,7 +90,7 @@ impl Installable {
                 } else {
                     None
                 };
-                Ok(Resolved { root, main_program: program })
+                Ok(ResolvedInstallable { root, main_program: program })
             }
             Installable::Flake(reference) => resolve_flake(reference, main_program, deadline),
         }
@@ -185,7 +185,7 @@ fn program_in_bin(installable: &str, root: &StorePath, name: &str) -> Result<Str
 /// Builds a flake output; when asked for its main program, evaluates its
 /// `meta.mainProgram` (or an app's `program`) first, trying `apps` before
 /// packages as `nix run` does.
-fn resolve_flake(reference: &str, main_program: bool, deadline: &Deadline) -> Result<Resolved> {
+fn resolve_flake(reference: &str, main_program: bool, deadline: &Deadline) -> Result<ResolvedInstallable> {
     if main_program {
         if let Some(app) = app_candidate(reference) {
             if let Some(resolved) = resolve_app(&app, deadline)? {
@@ -199,12 +199,12 @@ fn resolve_flake(reference: &str, main_program: bool, deadline: &Deadline) -> Re
     let json = stdout_of(cmd, deadline)?;
     let root = built_output(&json).map_err(|reason| Error::NixOutput { command: shown, reason })?;
     if !main_program {
-        return Ok(Resolved { root, main_program: None });
+        return Ok(ResolvedInstallable { root, main_program: None });
     }
     let info = eval_json(reference, MAIN_PROGRAM_APPLY, deadline, true)?.unwrap_or(Value::Null);
     let name = info.get("mainProgram").and_then(Value::as_str).map(String::from);
     let program = program_in_bin(reference, &root, name.as_deref().unwrap_or(root.package_name()))?;
-    Ok(Resolved { root, main_program: Some(program) })
+    Ok(ResolvedInstallable { root, main_program: Some(program) })
 }
 
 /// Picks the program's name as `nix run` does: `meta.mainProgram`, else
@@ -228,7 +228,7 @@ fn app_candidate(reference: &str) -> Option<String> {
 }
 
 /// An app's program, with the store paths it needs built.
-fn resolve_app(reference: &str, deadline: &Deadline) -> Result<Option<Resolved>> {
+fn resolve_app(reference: &str, deadline: &Deadline) -> Result<Option<ResolvedInstallable>> {
     let Some(app) = eval_json(reference, APP_APPLY, deadline, false)? else { return Ok(None) };
     let Some(program) = app.get("program").and_then(Value::as_str) else { return Ok(None) };
     let drvs: Vec<&str> =
@@ -243,7 +243,7 @@ fn resolve_app(reference: &str, deadline: &Deadline) -> Result<Option<Resolved>>
         installable: reference.to_string(),
         reason: format!("the app's program {program} is not inside the store"),
     })?;
-    Ok(Some(Resolved { root, main_program: Some(program.to_string()) }))
+    Ok(Some(ResolvedInstallable { root, main_program: Some(program.to_string()) }))
 }
 
 /// `nix eval --json REF --apply F`; `None` when the attribute does not

@@ -15,7 +15,7 @@ use crate::request::{Secret, Tmpfs, Volume};
 use crate::{Error, Result};
 
 /// One user mount, as these rules see it.
-struct Target<'a> {
+struct UserMount<'a> {
     destination: &'a str,
     /// `-v SRC:DST` or `--context DIR`, for messages.
     option: String,
@@ -25,13 +25,13 @@ struct Target<'a> {
 
 /// Checks volumes, tmpfs mounts, secrets and the context together.
 pub fn check(volumes: &[Volume], tmpfs: &[Tmpfs], secrets: &[Secret], context: Option<&Path>) -> Result<()> {
-    let mut targets: Vec<Target<'_>> = Vec::new();
+    let mut targets: Vec<UserMount<'_>> = Vec::new();
     for v in volumes {
         let option = format!("--volume {}:{}", v.source.display(), v.destination);
-        targets.push(Target { destination: &v.destination, option, host_directory: true });
+        targets.push(UserMount { destination: &v.destination, option, host_directory: true });
     }
     for t in tmpfs {
-        targets.push(Target {
+        targets.push(UserMount {
             destination: &t.destination,
             option: format!("--tmpfs {}", t.destination),
             host_directory: false,
@@ -39,10 +39,10 @@ pub fn check(volumes: &[Volume], tmpfs: &[Tmpfs], secrets: &[Secret], context: O
     }
     for s in secrets {
         let option = format!("--secret {}:{}", s.source.display(), s.destination);
-        targets.push(Target { destination: &s.destination, option, host_directory: false });
+        targets.push(UserMount { destination: &s.destination, option, host_directory: false });
     }
     if let Some(dir) = context {
-        targets.push(Target {
+        targets.push(UserMount {
             destination: CONTEXT_DIR,
             option: format!("--context {}", dir.display()),
             host_directory: true,
