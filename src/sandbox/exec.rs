@@ -22,6 +22,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::control::{Connection, ExecRequest, Reply, Request};
+use super::reap::Pass;
 use super::runsc::{logged_errors, CONTROL_LOG_FILE};
 use super::supervisor::Shared;
 
@@ -68,8 +69,9 @@ fn kill(shared: &Shared, signal: Signal, all: bool) -> Reply {
 
 /// Runs one `exec` request to its end.
 fn exec(mut connection: Connection, shared: &Arc<Shared>, request: ExecRequest, fds: Vec<OwnedFd>) {
-    // `runsc exec` is waited for by pid, so the final sweep must not reap it.
-    let Some(_pass) = shared.reaping.pass() else {
+    // `runsc exec` is waited for by pid, so the final sweep must not reap
+    // it: the pass is held from spawning it to reaping it, and no longer.
+    let Some(pass) = shared.reaping.pass() else {
         let _ = connection.send(&Reply::Error { message: "the container is stopping".into() }, &[]);
         return;
     };
@@ -86,7 +88,8 @@ fn exec(mut connection: Connection, shared: &Arc<Shared>, request: ExecRequest, 
     };
     let state = Arc::new(Mutex::new(ExecState::Starting { pending: Vec::new() }));
     watch_client(&connection, shared, Arc::clone(&state));
-    let reply = finish(&mut child, &pid_file, &state, &connection, shared);
+    let reply = finish(&mut child, &pid_file, &state, &connection, shared, &pass);
+    drop(pass);
     *state.lock().unwrap_or_else(|p| p.into_inner()) = ExecState::Ended;
     let _ = connection.send(&reply, &[]);
     let _ = std::fs::remove_file(&pid_file);
@@ -136,10 +139,11 @@ enum ExecState {
     Ended,
 }
 
-/// `runsc kill --pid` of an `exec`'d command.
-fn signal_command(shared: &Shared, pid: i32, signal: Signal) {
+/// `runsc kill --pid` of an `exec`'d command, under the caller's pass.
+fn signal_command(shared: &Shared, pass: &Pass<'_>, pid: i32, signal: Signal) {
     let text = signal.as_str().trim_start_matches("SIG");
-    if let Err(e) = shared.control_call(&["kill", "--pid", &pid.to_string(), &shared.plan.runsc_id, text]) {
+    let args = ["kill", "--pid", &pid.to_string(), &shared.plan.runsc_id, text];
+    if let Err(e) = shared.control_call_with(pass, &args) {
         tracing::debug!("{e}");
     }
 }
@@ -164,7 +168,9 @@ fn watch_client(connection: &Connection, shared: &Arc<Shared>, state: Arc<Mutex<
                     ExecState::Running(pid) => {
                         let pid = *pid;
                         drop(now);
-                        signal_command(&shared, pid, signal);
+                        if let Some(pass) = shared.reaping.pass() {
+                            signal_command(&shared, &pass, pid, signal);
+                        }
                     }
                     ExecState::Ended => {}
                 }
@@ -184,6 +190,7 @@ fn finish(
     state: &Mutex<ExecState>,
     connection: &Connection,
     shared: &Shared,
+    pass: &Pass<'_>,
 ) -> Reply {
     let log = shared.plan.dir.join(CONTROL_LOG_FILE);
     let errors_before = logged_errors(&log).len();
@@ -198,7 +205,7 @@ fn finish(
                 let _ = connection.send(&Reply::Started { pid: started }, &[]);
                 if let ExecState::Starting { pending } = before {
                     for signal in pending {
-                        signal_command(shared, started, signal);
+                        signal_command(shared, pass, started, signal);
                     }
                 }
             }

@@ -33,7 +33,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::reap::{kill_everything, ReapGate};
+use super::reap::{kill_everything, Pass, ReapGate};
 use super::runsc::{failure_cause, logged_errors, RunscFlags};
 use super::{control, exec, mounts, network, stdio, tty};
 use crate::host::sources::HostSources;
@@ -474,9 +474,15 @@ impl Shared {
     /// A bounded runsc control call; its stdout on success. Refused once
     /// the final sweep has begun.
     pub fn control_call(&self, args: &[&str]) -> Result<String> {
-        let Some(_pass) = self.reaping.pass() else {
+        let Some(pass) = self.reaping.pass() else {
             return Err(Error::runsc("the container is stopping".to_string()));
         };
+        self.control_call_with(&pass, args)
+    }
+
+    /// A control call from a thread that already holds a pass (taking a
+    /// second one could wait forever behind a sweep waiting for the first).
+    pub fn control_call_with(&self, _pass: &Pass<'_>, args: &[&str]) -> Result<String> {
         let mut cmd = self.runsc.control(args);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("NOTIFY_SOCKET");
         let child =
