@@ -28,7 +28,9 @@ pub struct ReapGate {
     closed: RwLock<bool>,
 }
 
-/// Held while a thread has a child it will wait for by pid.
+/// Held while a thread has a child it will wait for by pid. A thread never
+/// takes a second pass while it holds one: once a sweep waits for the
+/// first, the second would wait for the sweep.
 pub struct Pass<'a>(#[allow(dead_code)] RwLockReadGuard<'a, bool>);
 
 impl ReapGate {
