@@ -18,7 +18,7 @@ use crate::nix::installable::Installable;
 use crate::nix::nar::nar_sha256;
 use crate::plan::{ContainerTarget, LaunchPlan, Resolved, Target};
 use crate::request::RunRequest;
-use crate::rootfs::RootfsPlan;
+use crate::rootfs::{self, RootfsPlan};
 use crate::sandbox::{self, control::ExecRequest, lifecycle, runsc};
 use crate::state::StateRoot;
 use crate::{policy, Error, Result};
@@ -83,21 +83,22 @@ fn resolve(req: &RunRequest, cache: Option<&ClosureCache>, deadline: &Deadline) 
     };
     let resolved = Installable::classify(installable)?.resolve(req.command.is_none(), deadline)?;
     tracing::info!(installable = %installable.text, root = %resolved.root, "resolved the installable");
-    let closure = match cache.and_then(|c| c.load(&resolved.root)) {
-        Some(closure) => {
-            tracing::info!(paths = closure.paths.len(), "closure from the cache");
-            closure
+    let (closure, entries) = match cache.and_then(|c| c.load(&resolved.root)) {
+        Some(cached) => {
+            tracing::info!(paths = cached.0.paths.len(), "closure from the cache");
+            cached
         }
         None => {
             let closure = Closure::query(&resolved.root, deadline)?;
             tracing::info!(paths = closure.paths.len(), "closure from Nix");
+            let entries = rootfs::store_entries(&closure)?;
             if let Some(cache) = cache {
-                cache.store(&closure);
+                cache.store(&closure, &entries);
             }
-            closure
+            (closure, entries)
         }
     };
-    let rootfs = RootfsPlan::for_closure(&closure)?;
+    let rootfs = RootfsPlan::for_closure_entries(&closure, entries)?;
     let command = match (&req.command, resolved.main_program) {
         (Some(command), _) => command.clone(),
         (None, Some(program)) => vec![program],
