@@ -32,9 +32,13 @@ pub struct Closure {
 }
 
 impl Closure {
-    /// Asks Nix once for the whole closure. `--offline` keeps Nix from
-    /// asking a binary cache about a path it already has.
+    /// Asks Nix once for the whole closure: the daemon when one listens
+    /// (see [`super::daemon`]), else `nix path-info`, where `--offline`
+    /// keeps Nix from asking a binary cache about a path it already has.
     pub fn query(root: &StorePath, deadline: &Deadline) -> Result<Self> {
+        if let Some(closure) = super::daemon::closure(root, deadline)? {
+            return Ok(closure);
+        }
         let mut cmd = nix();
         cmd.args(["path-info", "--offline", "--json", "--recursive", root.as_str()]);
         let json = stdout_of(cmd, deadline)?;
