@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::bundle::{self, Bundle, Destination};
 use crate::cli::{BundleArgs, CheckTarget, Cli, Command, ExecArgs, HostAccess, RunArgs};
 use crate::host::sources::HostSources;
-use crate::nix::cache::ClosureCache;
+use crate::nix::cache::{ClosureCache, StoreStamp};
 use crate::nix::closure::Closure;
 use crate::nix::command::Deadline;
 use crate::nix::hash::NarHash;
@@ -91,9 +91,10 @@ fn resolve(req: &RunRequest, cache: Option<&ClosureCache>, deadline: &Deadline) 
         None => {
             let closure = Closure::query(&resolved.root, deadline)?;
             tracing::info!(paths = closure.paths.len(), "closure from Nix");
+            let stamp = StoreStamp::now();
             let entries = rootfs::store_entries(&closure)?;
             if let Some(cache) = cache {
-                cache.store(&closure, &entries);
+                cache.store(&closure, &entries, stamp);
             }
             (closure, entries)
         }

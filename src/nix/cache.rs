@@ -11,6 +11,17 @@
 //! (directory, file, or symlink and its target), which the same fingerprint
 //! vouches for, so a hit needs one `fstatat` per path and nothing more.
 //!
+//! Even one `statx` per path is 3.5 ms for 3000 paths, so an entry also
+//! keeps the [`StoreStamp`] of `/nix/store` itself, taken before its paths
+//! were examined. A path cannot be deleted or added without changing the
+//! store directory's modification and change times, so while the stamp is
+//! the same, every path is still the one examined and none is looked at.
+//! A stamp is recorded only once it is [settled](StoreStamp::settled) (the
+//! directory unchanged for a while), so that a change within the same tick
+//! of the file system's clock cannot go unseen. When the store has
+//! changed, each path is examined again and, if all still match, the entry
+//! is written again with the new stamp.
+//!
 //! References are kept as indices into the entry's sorted list of paths,
 //! so an entry is closed under references by construction (an index out of
 //! range is a miss), and a hand-edited or truncated entry can never shrink
@@ -48,6 +59,57 @@ struct Entry<'a> {
     root: &'a str,
     #[serde(borrow)]
     paths: Vec<CachedPath<'a>>,
+    /// The store's stamp when the paths' fingerprints were taken, and a
+    /// digest of it with them: an entry edited since is examined path by path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    store: Option<([i64; 6], &'a str)>,
+}
+
+/// Device, inode, modification and change times of `/nix/store`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreStamp([i64; 6]);
+
+/// How long the store must have been unchanged before its stamp is
+/// recorded: far longer than any file system's clock tick.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl StoreStamp {
+    /// The stamp of `/nix/store` now; take it before examining paths.
+    pub fn now() -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(super::store_path::STORE_DIR).ok()?;
+        Some(StoreStamp([
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ]))
+    }
+
+    /// Whether the store has been unchanged for [`SETTLED`]: a later change
+    /// is then bound to give it new times.
+    fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let newest = self.0[2].max(self.0[4]);
+        newest.checked_add(SETTLED.as_secs() as i64).is_some_and(|t| t < now.as_secs() as i64)
+    }
+
+    /// Ties the stamp to the fingerprints it vouches for.
+    fn digest(&self, entries: &[StoreEntry]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for field in self.0 {
+            hasher.update(field.to_le_bytes());
+        }
+        for entry in entries {
+            for field in entry.fingerprint.0 {
+                hasher.update(field.to_le_bytes());
+            }
+        }
+        crate::policy::hex(&hasher.finalize())
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,19 +148,38 @@ impl ClosureCache {
     pub fn load(&self, root: &StorePath) -> Option<(Closure, Vec<StoreEntry>)> {
         let text = std::fs::read(self.file(root)).ok()?;
         let entry: Entry<'_> = serde_json::from_slice(&text).ok()?;
+        let stamp = StoreStamp::now();
+        let recorded = entry.store.map(|(stamp, digest)| (StoreStamp(stamp), digest));
+        if let (Some(now), Some((then, digest))) = (stamp, recorded) {
+            if now == then {
+                let (closure, entries) = decode(&entry, root, None)?;
+                if then.digest(&entries) == digest {
+                    return Some((closure, entries));
+                }
+            }
+        }
         let store = StoreDir::open().ok()?;
-        decode(&entry, root, &|path| store.stat(path).ok().map(|(fingerprint, _)| fingerprint))
+        let found = decode(&entry, root, Some(&|path| store.stat(path).ok().map(|(fingerprint, _)| fingerprint)))?;
+        // The store changed, but not these paths: the next run need not
+        // look at them again.
+        if stamp.is_some_and(|s| s.settled()) {
+            self.store(&found.0, &found.1, stamp);
+        }
+        Some(found)
     }
 
     /// Remembers `closure` and its store entries (one per path, in the
-    /// closure's order). Failing to is harmless: the next run asks Nix.
-    pub fn store(&self, closure: &Closure, entries: &[StoreEntry]) {
+    /// closure's order), examined after `stamp` was taken. Failing to is
+    /// harmless: the next run asks Nix.
+    pub fn store(&self, closure: &Closure, entries: &[StoreEntry], stamp: Option<StoreStamp>) {
         if !self.writable {
             return;
         }
         // Hex: the quickest of Nix's forms to read back.
         let hashes: Vec<String> = closure.paths.iter().map(|p| p.nar_hash.format(HashFormat::Base16)).collect();
-        let Some(entry) = encode(closure, entries, &hashes) else { return };
+        let Some(mut entry) = encode(closure, entries, &hashes) else { return };
+        let digest = stamp.filter(StoreStamp::settled).map(|s| (s, s.digest(entries)));
+        entry.store = digest.as_ref().map(|(s, d)| (s.0, d.as_str()));
         if let Err(e) = self.write(&closure.root, &entry) {
             tracing::debug!("closure cache not written: {e}");
         }
@@ -146,16 +227,20 @@ fn encode<'a>(closure: &'a Closure, entries: &'a [StoreEntry], hashes: &'a [Stri
             target,
         });
     }
-    Some(Entry { version: VERSION, root: closure.root.as_str(), paths })
+    Some(Entry { version: VERSION, root: closure.root.as_str(), paths, store: None })
 }
+
+/// A path's fingerprint as it is now; `None` if it is gone.
+type FingerprintNow<'a> = dyn Fn(&StorePath) -> Option<Fingerprint> + 'a;
 
 /// The closure and store entries `entry` holds for `root`, if it is
 /// well-formed and `fingerprint` (of the path as it is now, `None` if it is
-/// gone) matches every path's.
+/// gone) matches every path's; with no `fingerprint`, the recorded ones are
+/// taken as they are.
 fn decode(
     entry: &Entry<'_>,
     root: &StorePath,
-    fingerprint: &dyn Fn(&StorePath) -> Option<Fingerprint>,
+    fingerprint: Option<&FingerprintNow<'_>>,
 ) -> Option<(Closure, Vec<StoreEntry>)> {
     if entry.version != VERSION || entry.root != root.as_str() {
         return None;
@@ -169,7 +254,10 @@ fn decode(
     let mut paths = Vec::with_capacity(names.len());
     let mut entries = Vec::with_capacity(names.len());
     for (cached, path) in entry.paths.iter().zip(&names) {
-        let now = fingerprint(path)?;
+        let now = match fingerprint {
+            Some(fingerprint) => fingerprint(path)?,
+            None => Fingerprint(cached.fingerprint),
+        };
         if now.0 != cached.fingerprint {
             return None;
         }
@@ -243,7 +331,7 @@ mod tests {
         let entry = encode(&closure, &entries, &hashes).unwrap();
         let text = serde_json::to_string(&entry).unwrap();
         let read: Entry<'_> = serde_json::from_str(&text).unwrap();
-        let (again, again_entries) = decode(&read, &closure.root, &unchanged(&entries)).unwrap();
+        let (again, again_entries) = decode(&read, &closure.root, Some(&unchanged(&entries))).unwrap();
         assert_eq!(again, closure);
         assert_eq!(again_entries, entries);
     }
@@ -254,9 +342,9 @@ mod tests {
         let entry = encode(&closure, &entries, &hashes).unwrap();
         let rebuilt =
             |path: &StorePath| Some(if *path == p("b") { Fingerprint([9; 4]) } else { unchanged(&entries)(path)? });
-        assert!(decode(&entry, &closure.root, &rebuilt).is_none());
+        assert!(decode(&entry, &closure.root, Some(&rebuilt)).is_none());
         let gone = |path: &StorePath| if *path == p("c") { None } else { unchanged(&entries)(path) };
-        assert!(decode(&entry, &closure.root, &gone).is_none());
+        assert!(decode(&entry, &closure.root, Some(&gone)).is_none());
     }
 
     #[test]
@@ -285,8 +373,30 @@ mod tests {
         for edit in edits {
             let text = edited(&entry, edit);
             let read: Entry<'_> = serde_json::from_str(&text).unwrap();
-            assert!(decode(&read, &closure.root, &unchanged(&entries)).is_none(), "{text}");
+            assert!(decode(&read, &closure.root, Some(&unchanged(&entries))).is_none(), "{text}");
         }
+    }
+
+    #[test]
+    fn a_store_stamp_counts_once_settled_and_vouches_for_its_fingerprints_only() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let stamp = |t: i64| StoreStamp([1, 2, t, 0, t, 0]);
+        assert!(stamp(now - 60).settled());
+        assert!(!stamp(now).settled(), "a store changed this second may change again unseen");
+        assert!(!stamp(now + 60).settled());
+        let (_, entries, _) = sample();
+        let mut edited = entries.clone();
+        edited[1].fingerprint = Fingerprint([9; 4]);
+        assert_ne!(stamp(1).digest(&entries), stamp(1).digest(&edited));
+        assert_ne!(stamp(1).digest(&entries), stamp(2).digest(&entries));
+    }
+
+    #[test]
+    fn without_a_check_the_recorded_fingerprints_are_taken() {
+        let (closure, entries, hashes) = sample();
+        let entry = encode(&closure, &entries, &hashes).unwrap();
+        let (again, again_entries) = decode(&entry, &closure.root, None).unwrap();
+        assert_eq!((again, again_entries), (closure, entries));
     }
 
     #[test]
@@ -307,7 +417,7 @@ mod tests {
         let root = p("busybox");
         // The entry's final name is taken by a directory: the rename fails.
         std::fs::create_dir_all(cache.file(&root).join("x")).unwrap();
-        let entry = Entry { version: VERSION, root: root.as_str(), paths: vec![] };
+        let entry = Entry { version: VERSION, root: root.as_str(), paths: vec![], store: None };
         assert!(cache.write(&root, &entry).is_err());
         let left: Vec<_> = std::fs::read_dir(dir.path().join("closures")).unwrap().flatten().collect();
         assert_eq!(left.len(), 1, "only the directory in the way remains");
