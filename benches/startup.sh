@@ -84,13 +84,13 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for c in "$small" "$wide" "$large"; do time_nucleus "$c" >/dev/null; done
 time_runsc warm >/dev/null
 
-for f in run runsc cold wide large r_run r_cold r_wide r_large; do : > "$work/$f"; done
+for f in run runsc cold wide large r_run r_cold r_cw r_wide r_large; do : > "$work/$f"; done
 for i in $(seq 1 "$rounds"); do
   a=$(time_nucleus "$small"); b=$(time_runsc "$i"); c=$(time_cold "$small")
   d=$(time_nucleus "$wide"); e=$(time_nucleus "$large")
   echo "$a" >> "$work/run"; echo "$b" >> "$work/runsc"; echo "$c" >> "$work/cold"
   echo "$d" >> "$work/wide"; echo "$e" >> "$work/large"
-  ratio "$a" "$b" >> "$work/r_run"; ratio "$c" "$b" >> "$work/r_cold"
+  ratio "$a" "$b" >> "$work/r_run"; ratio "$c" "$b" >> "$work/r_cold"; ratio "$c" "$a" >> "$work/r_cw"
   ratio "$d" "$a" >> "$work/r_wide"; ratio "$e" "$a" >> "$work/r_large"
 done
 echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -126,6 +126,7 @@ printf '%-48s %8.1f ms\n' "nucleus run, 3000-path closure" "$(median < "$work/la
 printf '%-48s %8.1f ms\n' "  nix path-info -r of the 3-path closure (alone)" "$(printf '%s\n' "${nix_ms[@]}" | median)"
 printf '%-48s %10.3f   (target <= 1.10)\n' "ratio nucleus run / runsc run" "$(median < "$work/r_run")"
 printf '%-48s %10.3f   (target <= 1.25)\n' "ratio cold-cache run / runsc run" "$(median < "$work/r_cold")"
+printf '%-48s %10.3f\n' "ratio cold-cache run / warm-cache run" "$(median < "$work/r_cw")"
 printf '%-48s %10.3f\n' "ratio 600-path / 3-path" "$(median < "$work/r_wide")"
 printf '%-48s %10.3f   (target <= 1.25)\n' "ratio 3000-path / 3-path" "$(median < "$work/r_large")"
 printf '%-48s %8d KB\n' "peak RSS of nucleus during run (3000 paths)" "$run_rss"
