@@ -36,7 +36,6 @@ fn mounts_below(w: &World) -> Vec<String> {
 fn run_sh(w: &World, closure: &Path, script: &str) -> (String, bool) {
     let out = w.run(&["-v", "run", closure.to_str().unwrap(), "--", "/bin/sh", "-c", script]);
     let log = stderr(&out);
-    eprintln!("{log}");
     (ok(&out), log.contains("store view from a kept view") && !log.contains("kept a store view"))
 }
 
@@ -64,7 +63,7 @@ fn a_large_closure_keeps_its_view_and_it_shows_exactly_the_closure() {
     assert_eq!(listed, expected, "/nix/store shows exactly the closure");
     assert!(second.contains("leaf 0\n"), "{second}");
     // The view is the only thing of the run left in the host's mount table,
-    // and `nucleus gc` takes it away.
+    // and views::remove_all takes it away.
     w.assert_clean();
     assert_eq!(views::remove_all(&w.state_root()).unwrap(), 1);
     assert!(mounts_below(&w).is_empty(), "{:?}", mounts_below(&w));

@@ -26,7 +26,7 @@
 //! closures have a new key and get a new view. The old one still pins the
 //! deleted files, so it is removed as soon as a view of the same names
 //! replaces it; any view is removed after [`IDLE`] without use, beyond the
-//! [`MAX_VIEWS`] most recently used, or by [`remove_all`] (`nucleus gc`).
+//! [`MAX_VIEWS`] most recently used, or by [`remove_all`] (for a `gc` command).
 //!
 //! These are the only mounts nucleus leaves in the host's mount table, all
 //! under the state root's `.cache`. They need the mount namespace nucleus
@@ -395,7 +395,7 @@ fn touch(used: &Path) {
 }
 
 /// Removes every kept view of the state root `state_root`, and the views
-/// directory's tmpfs: what `nucleus gc` does. Run it in the mount namespace
+/// directory's tmpfs, as a `gc` command would. Run it in the mount namespace
 /// nucleus runs in (the host's). Returns how many views there were.
 pub fn remove_all(state_root: &Path) -> Result<usize> {
     let dir = state_root.join(VIEWS_DIR);

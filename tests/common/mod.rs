@@ -242,7 +242,7 @@ impl World {
 }
 
 /// Kept store views are mounts in the host's table: take them away with the
-/// world, as `nucleus gc` would, so that nothing outlives the test.
+/// world ([`nucleus::sandbox::views::remove_all`]), so that nothing outlives the test.
 impl Drop for World {
     fn drop(&mut self) {
         let _ = nucleus::sandbox::views::remove_all(&self.state_root());
