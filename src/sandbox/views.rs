@@ -102,7 +102,13 @@ pub fn attach(view: &Path, entries: &[StoreEntry], fill: &dyn Fn(&Path) -> Resul
     if entries.len() < WORTH_KEEPING {
         return Ok(false);
     }
-    let home = Home::here()?;
+    let home = match Home::here() {
+        Ok(home) => home,
+        Err(e) => {
+            tracing::info!("no kept store view: {e}");
+            return Ok(false);
+        }
+    };
     let key = digest(entries, true);
     let attached = home.visit(|| {
         let held = match open_view(&dir.join(&key)) {
