@@ -14,7 +14,7 @@ use crate::cli::{
     WorkloadArgs,
 };
 use crate::host::sources::HostSources;
-use crate::nix::cache::ClosureCache;
+use crate::nix::cache::{ClosureCache, StoreStamp};
 use crate::nix::closure::Closure;
 use crate::nix::command::Deadline;
 use crate::nix::hash::NarHash;
@@ -22,7 +22,7 @@ use crate::nix::installable::Installable;
 use crate::nix::nar::nar_sha256;
 use crate::plan::{ContainerTarget, LaunchPlan, PlanInput, PlanTarget};
 use crate::request::RunRequest;
-use crate::rootfs::RootfsPlan;
+use crate::rootfs::{self, RootfsPlan};
 use crate::sandbox::{self, control::ExecRequest, lifecycle, runsc};
 use crate::state::StateRoot;
 use crate::{policy, Error, Result};
@@ -89,21 +89,23 @@ fn resolve(req: &RunRequest, cache: Option<&ClosureCache>, deadline: &Deadline) 
     };
     let resolved = Installable::classify(installable)?.resolve(req.command.is_none(), deadline)?;
     tracing::info!(installable = %installable.text, root = %resolved.root, "resolved the installable");
-    let closure = match cache.and_then(|c| c.load(&resolved.root)) {
-        Some(closure) => {
-            tracing::info!(paths = closure.paths.len(), "closure from the cache");
-            closure
+    let (closure, entries) = match cache.and_then(|c| c.load(&resolved.root)) {
+        Some(cached) => {
+            tracing::info!(paths = cached.0.paths.len(), "closure from the cache");
+            cached
         }
         None => {
             let closure = Closure::query(&resolved.root, deadline)?;
             tracing::info!(paths = closure.paths.len(), "closure from Nix");
+            let stamp = StoreStamp::now();
+            let entries = rootfs::store_entries(&closure)?;
             if let Some(cache) = cache {
-                cache.store(&closure);
+                cache.store(&closure, &entries, stamp);
             }
-            closure
+            (closure, entries)
         }
     };
-    let rootfs = RootfsPlan::for_closure(&closure)?;
+    let rootfs = RootfsPlan::for_closure_entries(&closure, entries)?;
     let command = match (&req.command, resolved.main_program) {
         (Some(command), _) => command.clone(),
         (None, Some(program)) => vec![program],

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::host::store::resolve_in_store;
+use crate::nix::store_path::STORE_DIR;
 use crate::nix::{Closure, StorePath};
 use crate::{Error, Result};
 
@@ -43,6 +44,69 @@ pub enum StoreEntryKind {
 pub struct StoreEntry {
     pub path: StorePath,
     pub kind: StoreEntryKind,
+    /// Which directory entry of `/nix/store` this is.
+    pub fingerprint: Fingerprint,
+}
+
+/// Device, inode and birth time of a store path's top-level entry (its
+/// change time where the filesystem keeps no birth time). What Nix recorded
+/// about a valid path never changes while the path stays; a path deleted
+/// and built or added again is a new entry, with a new inode or at least a
+/// new birth time. So an equal fingerprint means the same, unchanged path,
+/// and anything cached about it (its closure entry, a store view holding
+/// it) may be reused. Birth time rather than change time: Nix sets a
+/// path's metadata again whenever it is added again (evaluating
+/// `builtins.toFile` for a path that exists, say), which changes its change
+/// time but not the entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [i64; 4]);
+
+/// `/nix/store`, opened once, so that each store path costs one `fstatat`
+/// of its name rather than a walk from `/`.
+pub struct StoreDir(std::os::fd::OwnedFd);
+
+impl StoreDir {
+    pub fn open() -> Result<Self> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        nix::fcntl::open(STORE_DIR, flags, nix::sys::stat::Mode::empty())
+            .map(StoreDir)
+            .map_err(|e| Error::Rootfs { reason: format!("cannot open {STORE_DIR}: {e}") })
+    }
+
+    /// The fingerprint and file type of `path`, not following a symlink.
+    pub fn stat(&self, path: &StorePath) -> std::io::Result<(Fingerprint, nix::sys::stat::SFlag)> {
+        use rustix::fs::{statx, AtFlags, StatxFlags};
+        let wanted = StatxFlags::TYPE | StatxFlags::INO | StatxFlags::BTIME | StatxFlags::CTIME;
+        let stat = statx(&self.0, path.base_name(), AtFlags::SYMLINK_NOFOLLOW, wanted)?;
+        let has_birth = StatxFlags::from_bits_retain(stat.stx_mask).contains(StatxFlags::BTIME);
+        let time = if has_birth { stat.stx_btime } else { stat.stx_ctime };
+        let device = rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor);
+        let fingerprint = Fingerprint([device as i64, stat.stx_ino as i64, time.tv_sec, i64::from(time.tv_nsec)]);
+        let kind = nix::sys::stat::SFlag::from_bits_truncate(u32::from(stat.stx_mode) & libc::S_IFMT);
+        Ok((fingerprint, kind))
+    }
+
+    /// What `path` is, as the sandbox will show it.
+    pub fn entry(&self, path: &StorePath) -> Result<StoreEntry> {
+        use nix::sys::stat::SFlag;
+        let unusable = |e: std::io::Error| Error::Rootfs { reason: format!("{path} cannot be used: {e}") };
+        let (fingerprint, kind) = self.stat(path).map_err(unusable)?;
+        let kind = match kind {
+            SFlag::S_IFLNK => StoreEntryKind::Symlink(
+                nix::fcntl::readlinkat(&self.0, path.base_name()).map_err(|e| unusable(e.into()))?.into(),
+            ),
+            SFlag::S_IFDIR => StoreEntryKind::Directory,
+            _ => StoreEntryKind::File,
+        };
+        Ok(StoreEntry { path: path.clone(), kind, fingerprint })
+    }
+}
+
+/// Each store path of `closure`, in its order, as the sandbox will show it.
+pub fn store_entries(closure: &Closure) -> Result<Vec<StoreEntry>> {
+    let store = StoreDir::open()?;
+    closure.store_paths().map(|p| store.entry(p)).collect()
 }
 
 /// What `/nix/store` holds inside the sandbox.
@@ -64,6 +128,20 @@ impl RootfsPlan {
     /// Closure mode: the FHS directories of the top-level path, and only the
     /// closure under `/nix/store`.
     pub fn for_closure(closure: &Closure) -> Result<Self> {
+        Self::for_closure_entries(closure, store_entries(closure)?)
+    }
+
+    /// As [`RootfsPlan::for_closure`], with the store entries already known
+    /// (from [`store_entries`], or a cache that checked their fingerprints):
+    /// one entry per path of the closure, in its order.
+    pub fn for_closure_entries(closure: &Closure, entries: Vec<StoreEntry>) -> Result<Self> {
+        let matches = entries.len() == closure.paths.len()
+            && entries.iter().zip(closure.store_paths()).all(|(e, p)| e.path == *p);
+        if !matches {
+            return Err(Error::Rootfs {
+                reason: format!("the store entries do not match the closure of {}", closure.root),
+            });
+        }
         let allowed = |p: &StorePath| closure.contains(p);
         let mut system = Vec::new();
         for dir in FHS_DIRS {
@@ -85,7 +163,6 @@ impl RootfsPlan {
             }
             system.push(SystemBind { source: resolved.path, destination: format!("/{dir}") });
         }
-        let entries = closure.store_paths().map(store_entry).collect::<Result<_>>()?;
         Ok(RootfsPlan { system, store: StoreView::Closure(entries) })
     }
 
@@ -117,20 +194,6 @@ fn exists_in_closure(root: &StorePath, dir: &str, allowed: &dyn Fn(&StorePath) -
         Ok(top) if top.kind == nix::sys::stat::SFlag::S_IFDIR => top.path.join(dir).symlink_metadata().is_ok(),
         _ => false,
     }
-}
-
-/// A store path's own type, not following it if it is a symlink.
-fn store_entry(path: &StorePath) -> Result<StoreEntry> {
-    let unusable = |e: std::io::Error| Error::Rootfs { reason: format!("{path} cannot be used: {e}") };
-    let meta = path.as_path().symlink_metadata().map_err(unusable)?;
-    let kind = if meta.file_type().is_symlink() {
-        StoreEntryKind::Symlink(std::fs::read_link(path.as_path()).map_err(unusable)?)
-    } else if meta.is_dir() {
-        StoreEntryKind::Directory
-    } else {
-        StoreEntryKind::File
-    };
-    Ok(StoreEntry { path: path.clone(), kind })
 }
 
 #[cfg(test)]

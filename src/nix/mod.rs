@@ -5,6 +5,7 @@ pub mod base32;
 pub mod cache;
 pub mod closure;
 pub mod command;
+pub mod daemon;
 pub mod hash;
 pub mod installable;
 pub mod nar;

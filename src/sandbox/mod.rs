@@ -19,6 +19,7 @@ pub mod runsc;
 pub mod stdio;
 pub mod supervisor;
 pub mod tty;
+pub mod views;
 
 use std::fs::File;
 use std::io::{Read, Write};

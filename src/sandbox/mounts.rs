@@ -13,6 +13,7 @@ use std::path::Path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
+use super::views;
 use crate::host::open::fd_proc_path;
 use crate::host::sources::OpenedSource;
 use crate::nix::store_path::STORE_DIR;
@@ -21,8 +22,10 @@ use crate::rootfs::{StoreEntry, StoreEntryKind};
 use crate::{Error, Result};
 
 /// Moves this process into a new mount namespace whose mounts do not
-/// propagate back to the host.
+/// propagate back to the host. The first time, the namespace it leaves is
+/// remembered: kept store views are bound there (see [`views`]).
 pub fn make_private() -> Result<()> {
+    views::remember_original_namespace();
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| Error::setup("create a private mount namespace", e))?;
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(|e| Error::setup("make the mount namespace private", e))
@@ -54,15 +57,26 @@ pub fn hide_root_network_marker() -> Result<()> {
     mount(Some("tmpfs"), net, Some("tmpfs"), flags, Some("size=4k")).map_err(|e| Error::setup("mask /proc/sys/net", e))
 }
 
-/// Fills `view` (an empty directory) with the closure: a read-only bind of
-/// each directory or file store path, and each symlink store path as the
-/// same symlink, created on the view's own tmpfs (never followed on the
-/// host). The view is then made read-only.
+/// Fills `view` (an empty directory) with the closure: a copy of the view
+/// kept for it when there is one (see [`views`]), else, as [`fill_store_view`]
+/// makes it, a read-only bind of each directory or file store path and each
+/// symlink store path as the same symlink.
+pub fn prepare_store_view(view: &Path, entries: &[StoreEntry]) -> Result<()> {
+    if views::attach(view, entries, &|view| fill_store_view(view, entries))? {
+        return Ok(());
+    }
+    fill_store_view(view, entries)
+}
+
+/// Mounts a tmpfs on `view` (an empty directory) holding the closure: a
+/// read-only bind of each directory or file store path, and each symlink
+/// store path as the same symlink, created on the view's own tmpfs (never
+/// followed on the host). The view is then made read-only.
 ///
 /// The store is bound read-only once, beside the mountpoints, and every path
 /// is bound from there: a bind inherits its source mount's read-only,
 /// nosuid and nodev flags, which saves a remount per path.
-pub fn prepare_store_view(view: &Path, entries: &[StoreEntry]) -> Result<()> {
+pub fn fill_store_view(view: &Path, entries: &[StoreEntry]) -> Result<()> {
     let step = |what: &str| format!("{what} in the store view {}", view.display());
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let size = format!("mode=0755,size={}k", 64 + entries.len() / 4);

@@ -207,14 +207,20 @@ impl World {
     }
 
     /// Asserts the state root holds no container (the closure cache in
-    /// `.cache` is kept on purpose), no mount of ours leaked, and no runsc
-    /// of ours is left.
+    /// `.cache` is kept on purpose), no mount of ours leaked (a kept store
+    /// view in `.cache/views` is a mount on purpose; dropping the world
+    /// removes it), and no runsc of ours is left.
     pub fn assert_clean(&self) {
         let root = self.state_root();
         let left: Vec<String> = entries(&root).into_iter().filter(|e| e != ".cache").collect();
         assert!(left.is_empty(), "left behind in the state root: {left:?}");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(root.to_str().unwrap()), "a mount leaked onto the host:\n{mounts}");
+        let views = root.join(nucleus::sandbox::views::VIEWS_DIR);
+        let leaked: Vec<&str> = mounts
+            .lines()
+            .filter(|l| l.contains(root.to_str().unwrap()) && !l.contains(views.to_str().unwrap()))
+            .collect();
+        assert!(leaked.is_empty(), "a mount leaked onto the host:\n{}", leaked.join("\n"));
         let deadline = Instant::now() + Duration::from_secs(5);
         while !self.runsc_processes().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -232,6 +238,14 @@ impl World {
             .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
             .filter(|c| c.contains("runsc") && c.contains(&root))
             .collect()
+    }
+}
+
+/// Kept store views are mounts in the host's table: take them away with the
+/// world ([`nucleus::sandbox::views::remove_all`]), so that nothing outlives the test.
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = nucleus::sandbox::views::remove_all(&self.state_root());
     }
 }
 

@@ -1,0 +1,143 @@
+//! Start-up: the closure cache and the store views kept between runs show
+//! exactly the closure, and never a store path that has been deleted.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use nucleus::sandbox::views::{self, VIEWS_DIR, WORTH_KEEPING};
+
+/// Leaves in the test closures: enough for their views to be kept.
+const WIDTH: &str = "300";
+
+/// The keys of the views kept in `w`'s state root.
+fn kept(w: &World) -> Vec<String> {
+    entries(&w.state_root().join(VIEWS_DIR))
+        .into_iter()
+        .filter(|e| !e.starts_with('.') && !e.ends_with(".used"))
+        .collect()
+}
+
+/// Mounts of the host's table below `w`'s state root.
+fn mounts_below(w: &World) -> Vec<String> {
+    let root = w.state_root().display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&root))
+        .map(String::from)
+        .collect()
+}
+
+/// `nucleus -v run CLOSURE -- /bin/sh -c SCRIPT`: its stdout, and whether
+/// it used a view kept before (it says so at -v).
+fn run_sh(w: &World, closure: &Path, script: &str) -> (String, bool) {
+    let out = w.run(&["-v", "run", closure.to_str().unwrap(), "--", "/bin/sh", "-c", script]);
+    let log = stderr(&out);
+    (ok(&out), log.contains("store view from a kept view") && !log.contains("kept a store view"))
+}
+
+/// The base names of `nix-store -qR PATH`, sorted.
+fn names(path: &Path) -> Vec<String> {
+    requisites(path).iter().map(|p| p.trim_start_matches("/nix/store/").to_string()).collect()
+}
+
+#[test]
+fn a_large_closure_keeps_its_view_and_it_shows_exactly_the_closure() {
+    let w = World::new();
+    let many = closure_with("many", &[("width", WIDTH)]);
+    let expected = names(&many);
+    assert!(expected.len() >= WORTH_KEEPING);
+    let script = "ls /nix/store; cat $(head -n 1 /etc/leaves); ls -l /bin/sh";
+    let (first, reused) = run_sh(&w, &many, script);
+    assert!(!reused, "the first run made the view");
+    let keys = kept(&w);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let (second, reused) = run_sh(&w, &many, script);
+    assert!(reused, "the second run used the kept view");
+    assert_eq!(kept(&w), keys);
+    assert_eq!(first, second);
+    let listed: Vec<&str> = second.lines().take(expected.len()).collect();
+    assert_eq!(listed, expected, "/nix/store shows exactly the closure");
+    assert!(second.contains("leaf 0\n"), "{second}");
+    // The view is the only thing of the run left in the host's mount table,
+    // and views::remove_all takes it away.
+    w.assert_clean();
+    assert_eq!(views::remove_all(&w.state_root()).unwrap(), 1);
+    assert!(mounts_below(&w).is_empty(), "{:?}", mounts_below(&w));
+    assert!(!w.state_root().join(VIEWS_DIR).exists());
+    // A run after that makes it again.
+    let (third, reused) = run_sh(&w, &many, script);
+    assert!(!reused);
+    assert_eq!(third, first);
+}
+
+#[test]
+fn a_small_closure_or_a_dry_run_keeps_no_view() {
+    let w = World::new();
+    let hello = closure("hello");
+    ok(&w.run(&["run", hello.to_str().unwrap(), "--", "/bin/true"]));
+    assert!(!w.state_root().join(VIEWS_DIR).exists());
+    let fresh = World::new();
+    let many = closure_with("many", &[("width", WIDTH)]);
+    fresh.dry_run(&[many.to_str().unwrap(), "--", "/bin/true"]);
+    assert!(!fresh.state_root().exists(), "a dry run created state");
+    w.assert_clean();
+}
+
+/// Builds `tests/closures/stamped.nix` with `salt`, every time (never from
+/// the harness's memo: the test deletes and builds it again).
+fn build_stamped(salt: &str) -> PathBuf {
+    let file = repo().join("tests/closures/stamped.nix");
+    let out = Command::new(nix_bin("nix-build"))
+        .env("NIX_CONFIG", NIX_CONFIG)
+        .args(["--no-out-link", "--option", "sandbox", "true", "--option", "substituters", ""])
+        .arg(&file)
+        .args(["--arg", "busyboxFile", &busybox_file(), "--arg", "width", WIDTH, "--argstr", "salt", salt])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "nix-build {} failed", file.display());
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Deletes store paths this test built (and nothing references).
+fn delete(paths: &[&Path]) {
+    let status = Command::new(nix_bin("nix-store")).arg("--delete").args(paths).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "nix-store --delete {paths:?}");
+}
+
+#[test]
+fn a_path_deleted_and_built_again_is_never_shown_from_an_old_view() {
+    let w = World::new();
+    let salt = format!("t{}", std::process::id());
+    let root = build_stamped(&salt);
+    let stamp = PathBuf::from(std::fs::read_to_string(root.join("etc/stamp")).unwrap().trim());
+    let script = "cat $(cat /etc/stamp)/stamp";
+    let before = std::fs::read_to_string(stamp.join("stamp")).unwrap();
+    let (shown, _) = run_sh(&w, &root, script);
+    assert_eq!(shown, before);
+    let old = kept(&w);
+    assert_eq!(old.len(), 1);
+    // The collector deletes the stamp (and the top level, which refers to
+    // it); Nix builds them again, with new contents at the same paths.
+    delete(&[&root, &stamp]);
+    assert!(!stamp.exists());
+    assert_eq!(build_stamped(&salt), root);
+    let after = std::fs::read_to_string(stamp.join("stamp")).unwrap();
+    assert_ne!(after, before);
+    let (shown, reused) = run_sh(&w, &root, script);
+    assert!(!reused, "the old view was used");
+    assert_eq!(shown, after, "the sandbox saw the deleted stamp");
+    // The old view, which held the deleted files, is gone.
+    let new = kept(&w);
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_ne!(new, old);
+    // Deleted for good: the run is refused, not shown a stale view.
+    delete(&[&root, &stamp]);
+    let out = w.run(&["run", root.to_str().unwrap(), "--", "/bin/true"]);
+    assert_refused(&out);
+    w.assert_clean();
+}
