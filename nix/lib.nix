@@ -260,12 +260,21 @@ let
         "--force"
         container.name
       ];
+      # Kept store views keep their store paths' files alive: a stopped
+      # unit lets them go.
+      gcLine = escapeSystemdExecArgs [
+        exe
+        "gc"
+      ];
     in
     {
       execStart = escapeSystemdExecArgs ([ exe ] ++ runArgs);
       # "-": a container that is not there is not an error.
       execStartPre = "-" + deleteLine;
-      execStopPost = "-" + deleteLine;
+      execStopPost = [
+        ("-" + deleteLine)
+        ("-" + gcLine)
+      ];
       # What `nucleus check-args` is given: the arguments as nucleus will
       # receive them from systemd, specifiers expanded.
       checkArgs = map expandSystemdWord runArgs;

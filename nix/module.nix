@@ -133,7 +133,7 @@ let
         # run's leftovers never block the restart; after the stop, so
         # nothing is left on the host.
         ExecStartPre = [ cmds.execStartPre ];
-        ExecStopPost = [ cmds.execStopPost ];
+        ExecStopPost = cmds.execStopPost;
         LoadCredential = cmds.loadCredentials;
 
         Restart = "on-failure";

@@ -131,6 +131,11 @@ pub enum Command {
     },
     /// Run COMMAND in a running container, with its mounts and namespaces.
     Exec(ExecArgs),
+    /// Remove what runs keep for the next one: the store views of large
+    /// closures (mounts that keep their store paths' files alive, even
+    /// after Nix's garbage collector deleted them) and the closure cache.
+    /// Containers are left alone.
+    Gc,
     /// Write INSTALLABLE's closure as an OCI image (a layout directory, or an oci-archive when PATH
     /// ends in .tar) and print its digest.
     #[command(after_help = IMAGE_AFTER_HELP)]

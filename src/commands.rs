@@ -62,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Exec(args) => exec(&args, &state()?),
+        Command::Gc => collect_garbage(&state()?),
         Command::Image(args) => write_image(&args),
         Command::Kube(args) => kube(&args),
         Command::CheckArgs { target: CheckTarget::Run(args) } => {
@@ -69,6 +70,22 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `nucleus gc`: kept store views and the closure cache go; the next run
+/// makes them again.
+fn collect_garbage(state: &StateRoot) -> Result<i32> {
+    if state.open(false)?.is_none() {
+        return Ok(0);
+    }
+    let views = sandbox::views::remove_all(&state.dir)?;
+    let cache = state.closure_cache_dir();
+    match std::fs::remove_dir_all(&cache) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("cannot remove", &cache, e)),
+        _ => {}
+    }
+    tracing::info!(views, "removed the kept store views and the closure cache");
+    Ok(0)
 }
 
 /// What resolving an installable gave: the rootfs plan, the closure (none

@@ -356,11 +356,14 @@ fn module_renders_the_expected_units() {
         assert_eq!(unit_values(demo, section, key), [value], "[{section}] {key} in:\n{demo}");
     }
     assert!(unit_values(demo, "Service", "Environment").contains(&"\"NUCLEUS_STATE_ROOT=/run/nucleus-demo\"".into()));
-    for key in ["ExecStartPre", "ExecStopPost"] {
-        let line = unit_value(demo, "Service", key);
-        let rest = line.strip_prefix('-').unwrap_or_else(|| panic!("{key} lacks the '-' prefix: {line}"));
-        assert_eq!(systemd_words(rest, &[]), [exe.as_str(), "delete", "--force", "demo"], "{key}");
-    }
+    let words = |line: &str| {
+        let rest = line.strip_prefix('-').unwrap_or_else(|| panic!("{line} lacks the '-' prefix"));
+        systemd_words(rest, &[])
+    };
+    let delete = [exe.as_str(), "delete", "--force", "demo"];
+    assert_eq!(words(&unit_value(demo, "Service", "ExecStartPre")), delete);
+    let stop_post: Vec<Vec<String>> = unit_values(demo, "Service", "ExecStopPost").iter().map(|l| words(l)).collect();
+    assert_eq!(stop_post, [delete.to_vec(), vec![exe.as_str(), "gc"]]);
 
     let words = exec_start_words(demo, "nucleus-demo.service");
     assert_eq!(words[0], exe);

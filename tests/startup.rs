@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
-use nucleus::sandbox::views::{self, VIEWS_DIR, WORTH_KEEPING};
+use nucleus::sandbox::views::{VIEWS_DIR, WORTH_KEEPING};
 
 /// Leaves in the test closures: enough for their views to be kept.
 const WIDTH: &str = "300";
@@ -63,11 +63,12 @@ fn a_large_closure_keeps_its_view_and_it_shows_exactly_the_closure() {
     assert_eq!(listed, expected, "/nix/store shows exactly the closure");
     assert!(second.contains("leaf 0\n"), "{second}");
     // The view is the only thing of the run left in the host's mount table,
-    // and views::remove_all takes it away.
+    // and `nucleus gc` takes it away, with the closure cache.
     w.assert_clean();
-    assert_eq!(views::remove_all(&w.state_root()).unwrap(), 1);
+    ok(&w.run(&["gc"]));
     assert!(mounts_below(&w).is_empty(), "{:?}", mounts_below(&w));
     assert!(!w.state_root().join(VIEWS_DIR).exists());
+    assert!(!w.state_root().join(".cache/closures").exists());
     // A run after that makes it again.
     let (third, reused) = run_sh(&w, &many, script);
     assert!(!reused);

@@ -394,7 +394,10 @@ let
       expected = {
         execStart = ''"${nucleusPkg}/bin/nucleus" "run" "--name" "web" "-e" "MSG=50%% of $$X" "--secret" "%d/token:/run/secrets/token" "${store}" "--" "/bin/app"'';
         execStartPre = ''-"${nucleusPkg}/bin/nucleus" "delete" "--force" "web"'';
-        execStopPost = ''-"${nucleusPkg}/bin/nucleus" "delete" "--force" "web"'';
+        execStopPost = [
+          ''-"${nucleusPkg}/bin/nucleus" "delete" "--force" "web"''
+          ''-"${nucleusPkg}/bin/nucleus" "gc"''
+        ];
         checkArgs = [
           "run"
           "--name"
