@@ -245,19 +245,29 @@ fn timeout_bounds_nix_too() {
         script(&bin, name, "exec sleep 600");
     }
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    // A daemon socket that takes connections and never says a word.
+    let silent = w.path("daemon-socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
     let nix_file = w.path("hello.nix");
     std::fs::write(&nix_file, "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }")
         .unwrap();
-    for installable in [hello(), nix_file.display().to_string()] {
+    let cases = [
+        (hello(), silent.clone(), "daemon"),
+        (hello(), w.path("no-daemon-here"), "nix"),
+        (nix_file.display().to_string(), w.path("no-daemon-here"), "nix"),
+    ];
+    for (installable, socket, what) in cases {
         let started = Instant::now();
         let out = w
             .nucleus()
             .env("PATH", &path)
+            .env("NIX_DAEMON_SOCKET_PATH", &socket)
             .args(["run", "--timeout", "2", &installable, "--", "/bin/true"])
             .output()
             .unwrap();
         assert_status(&out, 124);
-        assert!(stderr(&out).contains("nix"), "does not say what was running: {}", stderr(&out));
+        let err = stderr(&out).to_lowercase();
+        assert!(err.contains(what), "does not say what was running ({what}): {err}");
         assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
         w.assert_clean();
     }

@@ -82,8 +82,26 @@ pub fn decode_into(s: &str, out: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
+/// Each byte's value as a digit, or `NOT_A_DIGIT`: one lookup per byte
+/// (store paths are checked by the thousand on every run).
+const NOT_A_DIGIT: u8 = 0xff;
+static DIGIT_VALUES: [u8; 256] = {
+    let mut table = [NOT_A_DIGIT; 256];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
 fn digit(c: u8) -> Option<u8> {
-    ALPHABET.iter().position(|&a| a == c).map(|p| p as u8)
+    Some(DIGIT_VALUES[usize::from(c)]).filter(|&v| v != NOT_A_DIGIT)
+}
+
+/// Whether `c` is a nixbase32 digit.
+pub fn is_digit(c: u8) -> bool {
+    DIGIT_VALUES[usize::from(c)] != NOT_A_DIGIT
 }
 
 fn bad(s: &str, why: String) -> Error {

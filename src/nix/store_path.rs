@@ -6,7 +6,6 @@ use std::path::{Component, Path, PathBuf};
 pub const STORE_DIR: &str = "/nix/store";
 
 const HASH_LEN: usize = 32;
-const NIX32_ALPHABET: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
 
 /// A top-level store path such as `/nix/store/abc…-hello-2.12`.
 ///
@@ -91,7 +90,7 @@ fn validate_base_name(base: &str) -> std::result::Result<(), &'static str> {
     if bytes.len() < HASH_LEN + 2 || bytes[HASH_LEN] != b'-' {
         return Err("expected <32-character hash>-<name>");
     }
-    if !bytes[..HASH_LEN].iter().all(|b| NIX32_ALPHABET.contains(b)) {
+    if !bytes[..HASH_LEN].iter().all(|b| super::base32::is_digit(*b)) {
         return Err("the hash part is not nixbase32");
     }
     let name = &bytes[HASH_LEN + 1..];

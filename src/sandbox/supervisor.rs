@@ -157,9 +157,15 @@ fn supervise(
     guard_parent(&inputs.from_parent)?;
     // In `nucleus run`'s private mount namespace, where the sources were
     // opened: only there can they be mounted from their descriptors.
-    prepare_filesystem(inputs.plan, plan, inputs.sources)?;
+    prepare_filesystem(plan, inputs.sources)?;
     let link = network::prepare(&plan.network, inputs.in_host_network)?;
     mounts::enter_supervisor_namespace()?;
+    // In the supervisor's own namespace, so its many mounts are never
+    // copied from another; before any thread starts, because a kept view
+    // is reached with setns, which a threaded process may not call.
+    if let StorePlan::View { view, entries } = &inputs.plan.store {
+        mounts::prepare_store_view(view, entries)?;
+    }
     if matches!(plan.network, NetworkPlan::Sandbox { .. }) {
         mounts::hide_root_network_marker()?;
     }
@@ -205,12 +211,9 @@ fn guard_parent(from_parent: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// The store view, the staged host sources and the secrets, all mounted
-/// under the bundle in this private mount namespace.
-fn prepare_filesystem(launch: &LaunchPlan, plan: &ContainerPlan, sources: &HostSources) -> Result<()> {
-    if let StorePlan::View { view, entries } = &launch.store {
-        mounts::prepare_store_view(view, entries)?;
-    }
+/// The staged host sources and the secrets, mounted under the bundle in
+/// `nucleus run`'s private mount namespace.
+fn prepare_filesystem(plan: &ContainerPlan, sources: &HostSources) -> Result<()> {
     for staged in &plan.staged {
         let opened = match staged.source {
             StagedKind::Volume(i) => sources.volumes.get(i),
