@@ -138,7 +138,24 @@ impl DigestRecord {
     /// see why two digests differ.
     pub fn canonical_document(&self, config: &Value) -> Result<String, String> {
         self.check_normalisation()?;
-        let mut config = config.clone();
+        // Everything but the mounts is copied; the mounts are normalised
+        // from the original, so a 3000-path bundle's binds are not copied
+        // only to be collapsed into one entry.
+        let mut config = match config {
+            Value::Object(fields) => {
+                let mut copy: serde_json::Map<String, Value> =
+                    fields.iter().filter(|(k, _)| *k != "mounts").map(|(k, v)| (k.clone(), v.clone())).collect();
+                if let Some(mounts) = fields.get("mounts") {
+                    let normalised = match mounts.as_array() {
+                        Some(mounts) => Value::Array(self.canonical_mounts(mounts)),
+                        None => mounts.clone(),
+                    };
+                    copy.insert("mounts".into(), normalised);
+                }
+                Value::Object(copy)
+            }
+            other => other.clone(),
+        };
         if let Some(object) = config.as_object_mut() {
             let annotations = object.get_mut("annotations").and_then(Value::as_object_mut);
             if let Some(annotations) = annotations {
@@ -157,9 +174,6 @@ impl DigestRecord {
                     }
                 }
             }
-        }
-        if let Some(mounts) = config.get_mut("mounts").and_then(Value::as_array_mut) {
-            *mounts = self.canonical_mounts(mounts);
         }
         let pairs: Option<Vec<[&str; 2]>> = self
             .closure

@@ -112,11 +112,24 @@ impl SafeDir {
     /// Writes a new file `name` (which must not exist) with `mode` and
     /// fsyncs it, so a crash never leaves a file that looks complete.
     pub fn write_new_file(&self, name: &str, mode: u32, contents: &[u8]) -> std::io::Result<()> {
+        self.write_new_file_with(name, mode, |file| file.write_all(contents))
+    }
+
+    /// Creates file `name` (which must not exist), lets `write` fill it
+    /// through a buffer, and fsyncs it: a large document is streamed, never
+    /// held whole in memory.
+    pub fn write_new_file_with(
+        &self,
+        name: &str,
+        mode: u32,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         check_name(name)?;
         let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let mut file = File::from(openat(&self.fd, name, flags, Mode::from_bits_truncate(mode))?);
-        file.write_all(contents)?;
-        file.sync_all()
+        let file = File::from(openat(&self.fd, name, flags, Mode::from_bits_truncate(mode))?);
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, file);
+        write(&mut buffered)?;
+        buffered.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()
     }
 
     /// Replaces file `name` atomically: a new temporary file, fsynced, then

@@ -34,12 +34,15 @@ fn write_into(dir: &SafeDir, contents: &BundleContents) -> std::io::Result<()> {
             EntryKind::Symlink(target) => parent_dir.symlink(name, target)?,
         }
     }
-    let config = serde_json::to_vec_pretty(&contents.config).map_err(std::io::Error::other)?;
-    let record = serde_json::to_vec_pretty(&contents.record).map_err(std::io::Error::other)?;
-    dir.write_new_file(CONFIG_FILE, 0o600, &config)?;
-    dir.write_new_file(RECORD_FILE, 0o600, &record)?;
+    write_json(dir, CONFIG_FILE, &contents.config)?;
+    write_json(dir, RECORD_FILE, &contents.record)?;
     for parent in parents.values() {
         parent.sync()?;
     }
     dir.sync()
+}
+
+/// `value` as pretty JSON in a new file, streamed.
+fn write_json(dir: &SafeDir, name: &str, value: &impl serde::Serialize) -> std::io::Result<()> {
+    dir.write_new_file_with(name, 0o600, |out| serde_json::to_writer_pretty(out, value).map_err(std::io::Error::other))
 }
