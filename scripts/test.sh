@@ -13,4 +13,8 @@ cargo test --locked "$@"
 # depends on nucleus could switch by enabling this feature.
 if [ $# -eq 0 ]; then
   cargo test --locked --lib --features serde_json/preserve_order bundle::
+  # The fuzz targets (their own workspace, see fuzz/README.md) must keep
+  # compiling against the library's API; checking them is cheap, running
+  # them is not.
+  cargo check --locked --manifest-path fuzz/Cargo.toml --bins
 fi

@@ -58,9 +58,8 @@ fn resolve(node: &Node, budget: &mut usize, depth: usize) -> Tree {
             if depth < 64 {
                 for (name, child) in entries {
                     let Some(name) = file_name(name) else { continue };
-                    if !map.contains_key(&name) {
-                        let child = resolve(child, budget, depth + 1);
-                        map.insert(name, child);
+                    if let std::collections::btree_map::Entry::Vacant(slot) = map.entry(name) {
+                        slot.insert(resolve(child, budget, depth + 1));
                     }
                 }
             }

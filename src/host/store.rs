@@ -62,7 +62,7 @@ fn resolve_below(store: &Path, path: &Path, allowed: &dyn Fn(&str) -> bool) -> R
     let rest = path.strip_prefix(store).map_err(|_| format!("{} is not inside {}", path.display(), store.display()))?;
     let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
     let store_fd = open_no_symlinks(store, dir_flags).map_err(|e| format!("cannot open {}: {e}", store.display()))?;
-    let mut queue: VecDeque<OsString> = components(rest)?;
+    let mut queue: VecDeque<OsString> = components(rest, path)?;
     // The canonical components below the store directory so far, and a
     // descriptor of the directory they name.
     let mut walked: Vec<OsString> = Vec::new();
@@ -70,6 +70,11 @@ fn resolve_below(store: &Path, path: &Path, allowed: &dyn Fn(&str) -> bool) -> R
     let mut last: Option<(OwnedFd, SFlag)> = None;
     let mut links = 0;
     while let Some(name) = queue.pop_front() {
+        // The mark of a trailing `/` (see `components`): whatever came
+        // before it was a directory, or the step before refused it.
+        if name == "." {
+            continue;
+        }
         if name == ".." {
             if walked.pop().is_none() {
                 return Err(format!("{} climbs out of {}", path.display(), store.display()));
@@ -103,9 +108,9 @@ fn resolve_below(store: &Path, path: &Path, allowed: &dyn Fn(&str) -> bool) -> R
                 })?;
                 walked.clear();
                 dir = None;
-                components(inside)?
+                components(inside, &target)?
             } else {
-                components(&target)?
+                components(&target, &target)?
             };
             next.extend(queue.drain(..));
             queue = next;
@@ -135,7 +140,12 @@ fn resolve_below(store: &Path, path: &Path, allowed: &dyn Fn(&str) -> bool) -> R
     Ok(Found { path: canonical, fd, kind })
 }
 
-fn components(path: &Path) -> Result<VecDeque<OsString>, String> {
+/// The names to walk in `path`, a part of `whole` that ends where it ends.
+/// `Path::components` (and `strip_prefix`) forget a trailing `/` or `/.`,
+/// which to the kernel means that what it follows must be a directory
+/// (`bin/sh/` is not the file `bin/sh`): it is kept as a last `.`, so that a
+/// file before it has a name after it and is refused as not a directory.
+fn components(path: &Path, whole: &Path) -> Result<VecDeque<OsString>, String> {
     let mut out = VecDeque::new();
     for c in path.components() {
         match c {
@@ -144,6 +154,10 @@ fn components(path: &Path) -> Result<VecDeque<OsString>, String> {
             Component::CurDir | Component::RootDir => {}
             Component::Prefix(_) => return Err("unexpected path prefix".into()),
         }
+    }
+    let bytes = whole.as_os_str().as_bytes();
+    if bytes.ends_with(b"/") || bytes.ends_with(b"/.") {
+        out.push_back(OsString::from("."));
     }
     Ok(out)
 }
@@ -187,6 +201,8 @@ mod tests {
         symlink(s.join("evil"), s.join("a/bin/evil")).unwrap();
         symlink("../../..", s.join("a/bin/up")).unwrap();
         symlink("loop", s.join("a/bin/loop")).unwrap();
+        symlink("../../b/lib/real/", s.join("a/bin/slash")).unwrap();
+        symlink("../../b/lib/", s.join("a/bin/dir")).unwrap();
         (tmp, s)
     }
 
@@ -203,6 +219,23 @@ mod tests {
             assert_eq!(found.kind, SFlag::S_IFREG);
         }
         assert_eq!(resolve(&s, "a/bin").unwrap().kind, SFlag::S_IFDIR);
+        for rel in ["a/bin/", "a/bin/.", "a/bin/dir", "a/bin/dir/", "a/bin/dir/."] {
+            let found = resolve(&s, rel).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            assert_eq!(found.kind, SFlag::S_IFDIR, "{rel}");
+        }
+        assert_eq!(resolve(&s, "a/bin/dir/real").unwrap().path, s.join("b/lib/real"));
+    }
+
+    /// A trailing `/` asks for a directory, as it does of the kernel
+    /// (found by fuzz/fuzz_targets/hooks_json.rs: `bin/sh/` resolved to the
+    /// file `bin/sh`, which the host's own resolution refuses).
+    #[test]
+    fn a_trailing_slash_needs_a_directory() {
+        let (_tmp, s) = store();
+        for rel in ["b/lib/real/", "b/lib/real/.", "b/lib/real/..", "a/bin/abs/", "a/bin/rel/", "a/bin/slash"] {
+            assert!(resolve(&s, rel).is_err(), "{rel}");
+            assert!(std::fs::canonicalize(s.join(rel)).is_err(), "{rel}: the kernel agrees");
+        }
     }
 
     #[test]

@@ -267,6 +267,11 @@ impl<R: Read> TarReader<R> {
             let mode = u32::try_from(parse_number(&h[100..108])? & 0o7777).unwrap_or(0);
             let has_data = matches!(kind, TarEntryKind::Regular | TarEntryKind::Other(_));
             let size = if has_data { size } else { 0 };
+            // A pax or base-256 size may be anything up to 2^64 - 1: the
+            // data and its padding must still be a number of bytes to skip.
+            if size.checked_add(padding(size) as u64).is_none() {
+                return Err(bad("an entry's size does not fit in 64 bits with its padding"));
+            }
             self.remaining = size;
             self.pad = padding(size);
             return Ok(Some(Entry { path: clean_path(&path), kind, mode, size, link }));
@@ -493,6 +498,28 @@ mod tests {
         assert_eq!(body.len(), 103);
         let body = pax_records(&[("path", vec![b'x'; 1])]);
         assert_eq!(body, b"9 path=x\n", "9 bytes, the length digit included");
+    }
+
+    #[test]
+    fn a_size_too_large_to_pad_is_refused() {
+        // A pax size of 2^64 - 1: skipping its data and padding would
+        // overflow (found by fuzz/fuzz_targets/image_tar.rs).
+        for (size, fits) in [(u64::MAX, false), (u64::MAX - 510, false), (u64::MAX - 511, true)] {
+            let mut bytes = Vec::new();
+            TarWriter::new(&mut bytes).begin_file(b"big", 0o444, size).unwrap();
+            let mut reader = TarReader::new(bytes.as_slice());
+            match reader.next_entry() {
+                Ok(Some(entry)) => {
+                    assert!(fits, "{size}");
+                    assert_eq!(entry.size, size);
+                    assert!(reader.next_entry().is_err(), "the archive ends inside the entry");
+                }
+                other => {
+                    assert!(!fits, "{size}: {other:?}");
+                    assert_eq!(other.unwrap_err().kind(), io::ErrorKind::InvalidData);
+                }
+            }
+        }
     }
 
     #[test]

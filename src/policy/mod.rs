@@ -303,7 +303,8 @@ pub fn parse_platform(text: &str) -> Result<String> {
     }
 }
 
-/// `[HOSTIP:]HOSTPORT:PORT[/tcp]`; the host address defaults to loopback.
+/// `[HOSTIP:]HOSTPORT:PORT[/tcp]`; the host address defaults to loopback
+/// and may be written in one pair of brackets (`[::1]:8080:80`).
 pub fn parse_publish(text: &str) -> Result<PortMapping> {
     let bad = |why: &str| Error::invalid("--publish", format!("'{text}': {why}"));
     let spec = match text.rsplit_once('/') {
@@ -314,7 +315,9 @@ pub fn parse_publish(text: &str) -> Result<PortMapping> {
     let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
     let (host_ip, host_port, port) = match parts.as_slice() {
         [port, host_port] => ("127.0.0.1", *host_port, *port),
-        [port, host_port, ip] => (ip.trim_start_matches('[').trim_end_matches(']'), *host_port, *port),
+        [port, host_port, ip] => {
+            (ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')).unwrap_or(ip), *host_port, *port)
+        }
         _ => return Err(bad("expected [HOSTIP:]HOSTPORT:PORT[/tcp]")),
     };
     let port_number = |p: &str| decimal::<u16>(p).filter(|n| *n > 0);
@@ -552,6 +555,12 @@ mod tests {
         let p = parse_publish("0.0.0.0:8443:443/tcp").unwrap();
         assert_eq!((p.host_ip.to_string().as_str(), p.host_port, p.port), ("0.0.0.0", 8443, 443));
         assert_eq!(parse_publish("[::1]:9000:90").unwrap().host_ip.to_string(), "::1");
+        assert_eq!(parse_publish("[127.0.0.2]:9000:90").unwrap().host_ip.to_string(), "127.0.0.2");
+        // One pair of brackets, not any number of either (found by
+        // fuzz/fuzz_targets/policy_values.rs).
+        for bad in ["[[::1]]:80:80", "[::1:80:80", "::1]:80:80", "[]:80:80", "[[1.2.3.4]:80:80"] {
+            assert!(matches!(parse_publish(bad), Err(Error::InvalidArgument { .. })), "{bad}");
+        }
         for bad in ["80", "0:80", "8080:0", "8080:80/udp", "x:80", "1.2.3:80:80", "65536:1", "a:b:c:d"] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }

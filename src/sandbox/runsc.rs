@@ -131,9 +131,12 @@ fn check_trusted(binary: &Path) -> Result<()> {
 
 /// The error-level messages of a runsc JSON log, oldest first. Each line is
 /// one JSON object; messages may hold braces of their own (`&{…}`), so the
-/// text is parsed as a stream of values, never split by hand.
+/// text is parsed as a stream of values, never split by hand. A process
+/// killed mid-line can leave a character cut short at the end: that must
+/// not hide the messages before it, so the bytes are read leniently.
 pub fn logged_errors(log: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(log) else { return Vec::new() };
+    let Ok(bytes) = std::fs::read(log) else { return Vec::new() };
+    let text = String::from_utf8_lossy(&bytes);
     serde_json::Deserializer::from_str(&text)
         .into_iter::<Value>()
         .map_while(|v| v.ok())
@@ -215,6 +218,19 @@ mod tests {
         .unwrap();
         assert_eq!(failure_cause(&log).unwrap(), "error setting up FS: mounting &{/nope}: no such file");
         assert!(failure_cause(&dir.path().join("missing")).is_none());
+    }
+
+    #[test]
+    fn a_line_cut_inside_a_character_hides_nothing_before_it() {
+        // Found by fuzz/fuzz_targets/runsc_log.rs: the whole log was read
+        // as UTF-8, so one cut character lost every message.
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runsc.log");
+        let mut bytes = br#"{"msg":"gofer: mount failed","level":"error","time":"t"}"#.to_vec();
+        bytes.extend_from_slice(b"\n{\"msg\":\"caf\xc3");
+        std::fs::write(&log, bytes).unwrap();
+        assert_eq!(logged_errors(&log), ["gofer: mount failed"]);
+        assert_eq!(failure_cause(&log).unwrap(), "gofer: mount failed");
     }
 
     #[test]
