@@ -20,7 +20,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use nucleus::image::tar::{padding, Entry, EntryKind, TarReader, TarWriter, BLOCK};
+use nucleus::image::tar::{padding, Entry, TarEntryKind, TarReader, TarWriter, BLOCK};
 
 #[derive(Arbitrary, Debug)]
 enum Input {
@@ -130,7 +130,7 @@ fn check_entry(entry: &Entry) {
     assert!(!entry.path.starts_with(b"./"), "{entry:?}");
     assert!(entry.path.len() <= 1 || !entry.path.ends_with(b"/"), "{entry:?}");
     assert!(entry.mode <= 0o7777, "{entry:?}");
-    if matches!(entry.kind, EntryKind::Directory | EntryKind::Symlink) {
+    if matches!(entry.kind, TarEntryKind::Directory | TarEntryKind::Symlink) {
         assert_eq!(entry.size, 0, "{entry:?}");
     }
 }
@@ -223,11 +223,11 @@ fn round_trip(entries: &[Written], last_size: Option<u64>) {
         let entry = match e.kind {
             Kind::Directory => {
                 tar.directory(&path, mode).unwrap();
-                Entry { path, kind: EntryKind::Directory, mode, size: 0, link: Vec::new() }
+                Entry { path, kind: TarEntryKind::Directory, mode, size: 0, link: Vec::new() }
             }
             Kind::Symlink => {
                 tar.symlink(&path, &link).unwrap();
-                Entry { path, kind: EntryKind::Symlink, mode: 0o777, size: 0, link }
+                Entry { path, kind: TarEntryKind::Symlink, mode: 0o777, size: 0, link }
             }
             Kind::Regular => {
                 tar.begin_file(&path, mode, e.data.len() as u64).unwrap();
@@ -236,7 +236,7 @@ fn round_trip(entries: &[Written], last_size: Option<u64>) {
                 tar.data(b).unwrap();
                 tar.end_file().unwrap();
                 let size = e.data.len() as u64;
-                Entry { path, kind: EntryKind::Regular, mode, size, link: Vec::new() }
+                Entry { path, kind: TarEntryKind::Regular, mode, size, link: Vec::new() }
             }
         };
         let data = if matches!(e.kind, Kind::Regular) { e.data.clone() } else { Vec::new() };
@@ -264,7 +264,7 @@ fn round_trip(entries: &[Written], last_size: Option<u64>) {
                 return;
             }
             let big = reader.next_entry().unwrap().unwrap();
-            assert_eq!((big.path.as_slice(), big.size, big.kind), (&name[..], size, EntryKind::Regular));
+            assert_eq!((big.path.as_slice(), big.size, big.kind), (&name[..], size, TarEntryKind::Regular));
             if size == 0 {
                 assert!(reader.next_entry().unwrap().is_none());
             } else {

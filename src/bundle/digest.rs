@@ -147,7 +147,10 @@ impl DigestRecord {
                     fields.iter().filter(|(k, _)| *k != "mounts").map(|(k, v)| (k.clone(), v.clone())).collect();
                 if let Some(mounts) = fields.get("mounts") {
                     let normalised = match mounts.as_array() {
-                        Some(mounts) => Value::Array(self.canonical_mounts(mounts)),
+                        Some(mounts) => {
+                            refuse_placeholders(mounts)?;
+                            Value::Array(self.canonical_mounts(mounts))
+                        }
                         None => mounts.clone(),
                     };
                     copy.insert("mounts".into(), normalised);
@@ -215,6 +218,7 @@ impl DigestRecord {
     }
 
     fn canonical_mounts(&self, mounts: &[Value]) -> Vec<Value> {
+        // (Mounts that already look like the placeholders were refused.)
         let layout = BundleLayout::new(&self.bundle_dir);
         let store_mount = |m: &Value| {
             m.get("destination").and_then(Value::as_str).is_some_and(|d| Path::new(d).starts_with(STORE_DIR))
@@ -267,6 +271,22 @@ impl DigestRecord {
             paths.any(|p| p == dest) && standard(m, dest, dest)
         })
     }
+}
+
+/// The normalised document writes bundle paths as `$BUNDLE/…` and the
+/// closure's store as a `closure` mount of `$CLOSURE`. A config that holds
+/// such a mount itself would hash like a different config (one that binds
+/// the bundle's own path, or shows the recorded closure), so it is refused:
+/// nucleus never writes one, and no runtime could use one.
+fn refuse_placeholders(mounts: &[Value]) -> Result<(), String> {
+    for mount in mounts {
+        let source = mount.get("source").and_then(Value::as_str).unwrap_or_default();
+        let kind = mount.get("type").and_then(Value::as_str).unwrap_or_default();
+        if source.starts_with('$') || kind == "closure" {
+            return Err(format!("a mount of '{source}' (type '{kind}') uses a name the digest reserves"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -401,5 +421,16 @@ mod tests {
             digest(&r, &config).to_string(),
             "sha256:e4367e8c03d6e7321568f3115362b3805c20a5d3240f5e3484fa3298986d74b9"
         );
+    }
+
+    #[test]
+    fn mounts_that_look_like_the_placeholders_are_refused() {
+        let closure = Some(vec![(A, "sha256-AAAA")]);
+        let r = record("/s/b", closure);
+        let bundle_alias = json!({"mounts": [bind("$BUNDLE/staging/volume-0", "/data")]});
+        let closure_alias = json!({"mounts": [{"destination": "/nix/store", "source": "$CLOSURE", "type": "closure"}]});
+        for forged in [bundle_alias, closure_alias] {
+            assert!(r.compute(&forged).is_err(), "{forged}");
+        }
     }
 }
