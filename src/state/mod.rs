@@ -236,7 +236,13 @@ impl Container {
         }
         let root = SafeDir::open(self.layout.dir.parent().unwrap_or(Path::new("/")))
             .map_err(|e| Error::state(&self.layout.dir, "cannot be removed", Some(e)))?;
-        root.remove_tree(&self.layout.name).map_err(|e| Error::state(&self.layout.dir, "cannot be removed", Some(e)))
+        root.remove_tree(&self.layout.name).map_err(|e| match e.raw_os_error() {
+            // remove_tree never empties a mounted host directory.
+            Some(libc::EXDEV) => {
+                Error::state(&self.layout.dir, "cannot be removed: something is still mounted in it", None)
+            }
+            _ => Error::state(&self.layout.dir, "cannot be removed", Some(e)),
+        })
     }
 }
 
