@@ -187,7 +187,7 @@ fn sweep_abandoned_reservations(root: &SafeDir) {
     for name in root.entries().unwrap_or_default() {
         let Some(rest) = name.strip_prefix(RESERVING) else { continue };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|pid| record::process_start_time(pid).is_none()) {
+        if pid.is_some_and(|pid| !record::process_running(pid)) {
             let _ = root.remove_tree(&name);
         }
     }

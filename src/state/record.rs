@@ -62,17 +62,32 @@ pub fn now_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The start time (field 22 of /proc/PID/stat) of a live process.
-pub fn process_start_time(pid: u32) -> Option<u64> {
+/// The state letter (field 3) and start time (field 22) of
+/// /proc/PID/stat.
+fn process_stat(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses; fields resume after
     // the last ')'.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
 }
 
+/// The start time of process `pid`, in clock ticks since boot.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    process_stat(pid).map(|(_, start)| start)
+}
+
+/// Whether `pid` is a process that has not exited. A zombie has: it holds
+/// nothing any more, and its parent may take its time to reap it.
+pub fn process_running(pid: u32) -> bool {
+    process_stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X' | 'x'))
+}
+
+/// Whether the process that started at `start` as `pid` still runs.
 pub fn process_alive(pid: u32, start: u64) -> bool {
-    process_start_time(pid) == Some(start)
+    process_stat(pid).is_some_and(|(state, started)| started == start && !matches!(state, 'Z' | 'X' | 'x'))
 }
 
 #[cfg(test)]
@@ -102,5 +117,20 @@ mod tests {
         record.supervisor_start += 1; // as if the pid had been reused
         assert_eq!(record.current_status(), Status::Stopped);
         assert!(record.died());
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = process_start_time(pid).unwrap();
+        // Exited, not yet reaped.
+        while process_running(pid) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(process_start_time(pid), Some(start), "still listed");
+        assert!(!process_alive(pid, start));
+        child.wait().unwrap();
+        assert!(process_alive(std::process::id(), process_start_time(std::process::id()).unwrap()));
     }
 }
