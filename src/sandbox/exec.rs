@@ -42,28 +42,20 @@ pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
 fn handle(mut connection: Connection, shared: &Arc<Shared>) {
     let Ok(Some((request, fds))) = connection.receive::<Request>() else { return };
     let reply = match request {
-        _ if !shared.is_running() => Reply::Error { message: "the container is not running".into() },
+        // As a signal to `nucleus run`: queued while the sandbox boots (a
+        // stop signal aborts the boot), delivered once the workload runs.
         Request::Kill { signal, all } => match Signal::try_from(signal) {
-            Ok(signal) => kill(shared, signal, all),
+            Ok(signal) => match shared.send(signal, all) {
+                Ok(()) => Reply::Ok,
+                Err(e) => Reply::Error { message: e.to_string() },
+            },
             Err(_) => Reply::Error { message: format!("{signal} is not a signal") },
         },
+        _ if !shared.is_running() => Reply::Error { message: "the container is not running".into() },
         Request::Exec(request) => return exec(connection, shared, request, fds),
         Request::Signal { .. } => Reply::Error { message: "no command runs on this connection".into() },
     };
     let _ = connection.send(&reply, &[]);
-}
-
-fn kill(shared: &Shared, signal: Signal, all: bool) -> Reply {
-    let mut args = vec!["kill"];
-    if all {
-        args.push("--all");
-    }
-    let name = signal.as_str().trim_start_matches("SIG").to_string();
-    args.extend([shared.plan.name.as_str(), name.as_str()]);
-    match shared.control_call(&args) {
-        Ok(_) => Reply::Ok,
-        Err(e) => Reply::Error { message: e.to_string() },
-    }
 }
 
 /// Runs one `exec` request to its end.

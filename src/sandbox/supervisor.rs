@@ -25,7 +25,7 @@ use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,15 +84,45 @@ pub struct Inputs<'a> {
 pub struct Shared {
     pub runsc: RunscFlags,
     pub plan: ContainerPlanView,
-    started: AtomicBool,
-    stopping: AtomicBool,
+    /// Where the workload is; every signal for it goes through this lock.
+    phase: Mutex<Phase>,
+    /// Signalled when the phase changes.
+    phase_changed: std::sync::Condvar,
     timed_out: AtomicBool,
-    /// A stop signal that arrived while the sandbox was booting.
-    abort: AtomicI32,
     to_parent: Mutex<File>,
     window: Mutex<Option<OwnedFd>>,
     /// Threads' children against the final `waitpid(-1)`.
     pub reaping: ReapGate,
+}
+
+/// Where the workload is in its life, as the signals sent to it see it.
+///
+/// Signals come from `nucleus run` (the caller's), from `nucleus kill`
+/// (the control socket), from the output relays (SIGPIPE) and from the
+/// timeout. One lock orders each of them against the moment the workload
+/// starts, so none is lost between "still booting" and "running".
+#[derive(Debug)]
+enum Phase {
+    /// runsc is starting the sandbox. Signals wait here, in order; a stop
+    /// signal among them also aborts the boot if it is still under way.
+    Booting { pending: Vec<Delivery> },
+    /// The workload runs: signals go to it at once.
+    Running,
+    /// The workload has ended, or the boot failed: nothing more is sent.
+    Stopping,
+}
+
+/// One signal for the workload: its first process, or every process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Delivery {
+    signal: Signal,
+    all: bool,
+}
+
+/// The signals that end a run: during the boot they abort it, and systemd
+/// hears STOPPING=1 when they are sent to a running workload.
+fn stops(signal: Signal) -> bool {
+    matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT | Signal::SIGKILL)
 }
 
 /// The parts of the plan the threads need.
@@ -121,10 +151,9 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
             dir_fd,
             user: plan.user,
         },
-        started: AtomicBool::new(false),
-        stopping: AtomicBool::new(false),
+        phase: Mutex::new(Phase::Booting { pending: Vec::new() }),
+        phase_changed: std::sync::Condvar::new(),
         timed_out: AtomicBool::new(false),
-        abort: AtomicI32::new(0),
         to_parent: Mutex::new(File::from(to_parent)),
         window: Mutex::new(None),
         reaping: ReapGate::default(),
@@ -139,6 +168,7 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
             e.exit_status()
         }
     };
+    shared.stop();
     shared.event(to_parent::STOPPING);
     clean_up(inputs.plan, plan, &shared, &inputs.container, &mut record, code);
     code
@@ -180,7 +210,7 @@ fn supervise(
         std::thread::spawn(move || enforce_timeout(timer, remaining, started.pid));
     }
     let status = wait_for_sandbox(started.pid);
-    shared.stopping.store(true, Ordering::SeqCst);
+    shared.stop();
     shared.event(to_parent::STOPPING);
     started.output.finish();
     tracing::info!(?status, "the sandbox ended");
@@ -266,7 +296,7 @@ fn boot(
     let (io, relays) = if console.is_some() {
         (stdio::RunscStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() }, None)
     } else {
-        let on_broken: stdio::OnBrokenPipe = Arc::new(move || broken.signal_workload(Signal::SIGPIPE, false));
+        let on_broken: stdio::OnBrokenPipe = Arc::new(move || broken.send_or_warn(Signal::SIGPIPE, false));
         let (io, relays) = stdio::piped(plan.terminal.interactive, on_broken)?;
         (io, Some(relays))
     };
@@ -279,7 +309,7 @@ fn boot(
     drop(cmd);
     wait_for_boot(child, plan, shared, deadline)?;
     let pid = read_sandbox_pid(plan)?;
-    shared.started.store(true, Ordering::SeqCst);
+    shared.begin_running();
     let output = match (console, relays) {
         (Some(listener), _) => {
             let master = tty::receive_master(&listener)?;
@@ -308,15 +338,15 @@ fn wait_for_boot(mut child: Child, plan: &ContainerPlan, shared: &Arc<Shared>, r
             Ok(None) => {}
             Err(e) => return Err(Error::runsc(format!("cannot wait for runsc: {e}"))),
         }
-        let aborted = shared.abort.load(Ordering::SeqCst);
-        if aborted != 0 || Instant::now() >= deadline || run_deadline.expired() {
+        let aborted = shared.abort_requested();
+        if aborted.is_some() || Instant::now() >= deadline || run_deadline.expired() {
             kill_everything();
             let _ = child.wait();
             if run_deadline.expired() {
                 return Err(run_deadline.timeout_error("runsc (starting the sandbox)"));
             }
-            if aborted != 0 {
-                return Err(Error::runsc(format!("stopped by signal {aborted} before the sandbox started")));
+            if let Some(signal) = aborted {
+                return Err(Error::runsc(format!("stopped by {signal} before the sandbox started")));
             }
             return Err(Error::runsc(format!(
                 "the sandbox did not start within {} s (--boot-timeout); with --platform kvm, check that \
@@ -386,15 +416,14 @@ fn exit_code(shared: &Shared, status: Option<WaitStatus>, new_errors: &[String])
 
 fn enforce_timeout(shared: Arc<Shared>, after: Duration, sandbox: Pid) {
     std::thread::sleep(after);
-    if shared.stopping.load(Ordering::SeqCst) {
+    if !shared.is_running() {
         return;
     }
     shared.timed_out.store(true, Ordering::SeqCst);
-    shared.event(to_parent::STOPPING);
     eprintln!("nucleus: --timeout expired; stopping the workload");
-    shared.signal_workload(Signal::SIGTERM, false);
+    shared.send_or_warn(Signal::SIGTERM, false);
     std::thread::sleep(TIMEOUT_GRACE);
-    if !shared.stopping.load(Ordering::SeqCst) {
+    if shared.is_running() {
         let _ = kill(sandbox, Signal::SIGKILL);
     }
 }
@@ -410,7 +439,7 @@ fn relay_parent_messages(from_parent: OwnedFd, shared: Arc<Shared>) {
                     return;
                 }
                 let Ok(signal) = Signal::try_from(i32::from(byte[0])) else { continue };
-                shared.forward(signal);
+                shared.send_or_warn(signal, false);
             }
             from_parent::WINDOW => {
                 if let Some(master) = shared.window.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
@@ -424,7 +453,11 @@ fn relay_parent_messages(from_parent: OwnedFd, shared: Arc<Shared>) {
 
 impl Shared {
     pub fn is_running(&self) -> bool {
-        self.started.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
+        matches!(*self.phase(), Phase::Running)
+    }
+
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn event(&self, event: u8) {
@@ -432,23 +465,57 @@ impl Shared {
         let _ = self.to_parent.lock().unwrap_or_else(|p| p.into_inner()).write_all(&[event]);
     }
 
-    /// A signal `nucleus run` received: during boot, TERM-like ones abort
-    /// it; after, every one goes to the workload.
-    fn forward(&self, signal: Signal) {
-        if !self.started.load(Ordering::SeqCst) {
-            if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT) {
-                self.abort.store(signal as i32, Ordering::SeqCst);
+    /// Sends `signal` to the workload (every process with `all`): now if it
+    /// runs; once it runs if it is booting (a stop signal also aborts a
+    /// boot still under way). Refused once the workload has ended.
+    pub fn send(&self, signal: Signal, all: bool) -> Result<()> {
+        let mut phase = self.phase();
+        match &mut *phase {
+            Phase::Booting { pending } => {
+                pending.push(Delivery { signal, all });
+                Ok(())
             }
-            return;
+            Phase::Running => {
+                drop(phase);
+                self.deliver(Delivery { signal, all })
+            }
+            Phase::Stopping => Err(Error::runsc("the container is not running".to_string())),
         }
-        if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT) {
-            self.event(to_parent::STOPPING);
+    }
+
+    /// The stop signal that should abort the boot, if one came.
+    fn abort_requested(&self) -> Option<Signal> {
+        match &*self.phase() {
+            Phase::Booting { pending } => pending.iter().map(|d| d.signal).find(|s| stops(*s)),
+            _ => None,
         }
-        self.signal_workload(signal, false);
+    }
+
+    /// The workload has started: from now on signals go to it, beginning
+    /// with those that came while it booted, in their order.
+    fn begin_running(&self) {
+        let before = std::mem::replace(&mut *self.phase(), Phase::Running);
+        self.phase_changed.notify_all();
+        if let Phase::Booting { pending } = before {
+            for delivery in pending {
+                if let Err(e) = self.deliver(delivery) {
+                    tracing::warn!("cannot send {} to the workload: {e}", delivery.signal);
+                }
+            }
+        }
+    }
+
+    /// The workload has ended (or never started): nothing more is sent.
+    fn stop(&self) {
+        *self.phase() = Phase::Stopping;
+        self.phase_changed.notify_all();
     }
 
     /// `runsc kill` of the workload's first process (or every process).
-    pub fn signal_workload(&self, signal: Signal, all: bool) {
+    fn deliver(&self, Delivery { signal, all }: Delivery) -> Result<()> {
+        if stops(signal) {
+            self.event(to_parent::STOPPING);
+        }
         let mut args = vec!["kill"];
         if all {
             args.push("--all");
@@ -456,7 +523,12 @@ impl Shared {
         let name = signal.as_str().trim_start_matches("SIG").to_string();
         args.push(&self.plan.name);
         args.push(&name);
-        if let Err(e) = self.control_call(&args) {
+        self.control_call(&args).map(|_| ())
+    }
+
+    /// [`Shared::send`] for senders with no one to tell of a failure.
+    pub fn send_or_warn(&self, signal: Signal, all: bool) {
+        if let Err(e) = self.send(signal, all) {
             tracing::warn!("cannot send {signal} to the workload: {e}");
         }
     }
