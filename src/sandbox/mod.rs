@@ -121,13 +121,28 @@ pub fn launch(
     let supervisor = fork_supervisor(inputs)?;
     let code = parent(supervisor, signals, from_parent_write, to_parent_read);
     drop(raw_mode);
-    // The supervisor cleans up after itself; if it was killed, do it here.
-    if let Ok(container) = state.container(&container_plan.layout.name) {
-        if container.record().is_some_and(|r| r.died()) {
-            let _ = container.discard();
+    discard_if_abandoned(plan, container_plan, state, me);
+    code
+}
+
+/// After the supervisor has ended: it records how the run ended and cleans
+/// up after itself, unless it was killed. Its record then still says
+/// creating or running, and names this process, which is alive, so no
+/// one else would ever take it for dead before this process exits: discard
+/// it here, with what runsc made for it, once the mounts the supervisor
+/// made in this process's namespace are detached. A record that names
+/// another process belongs to a later run of the same name and is left
+/// alone.
+fn discard_if_abandoned(plan: &LaunchPlan, container_plan: &crate::plan::ContainerPlan, state: &StateRoot, me: u32) {
+    let Ok(container) = state.container(&container_plan.layout.name) else { return };
+    let Some(record) = container.record() else { return };
+    let ours = record.supervisor_pid == me && Some(record.supervisor_start) == process_start_time(me);
+    if ours && record.status != Status::Stopped {
+        supervisor::detach_staged(plan, container_plan);
+        if let Err(e) = container.discard() {
+            report(&e);
         }
     }
-    code
 }
 
 /// Takes `nucleus run` into a mount namespace of its own (after a user

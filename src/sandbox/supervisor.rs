@@ -573,16 +573,7 @@ fn clean_up(
         }
     }
     shared.reaping.reap_again();
-    if let StorePlan::View { view, .. } = &launch.store {
-        mounts::detach(view);
-    }
-    for staged in &plan.staged {
-        mounts::detach(&staged.target);
-    }
-    if let Some(dir) = &plan.secrets_dir {
-        mounts::detach(dir);
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    detach_staged(launch, plan);
     if plan.keep {
         record.status = Status::Stopped;
         record.exit_status.get_or_insert(code);
@@ -591,5 +582,21 @@ fn clean_up(
         }
     } else if let Err(e) = container.discard() {
         super::report(&e);
+    }
+}
+
+/// Detaches what [`prepare_filesystem`] mounted under the bundle: in the
+/// supervisor's namespace before its container is discarded, and in
+/// `nucleus run`'s (where they were made, and stay after a supervisor was
+/// killed) before `nucleus run` discards what that supervisor left.
+pub fn detach_staged(launch: &LaunchPlan, plan: &ContainerPlan) {
+    if let StorePlan::View { view, .. } = &launch.store {
+        mounts::detach(view);
+    }
+    for staged in &plan.staged {
+        mounts::detach(&staged.target);
+    }
+    if let Some(dir) = &plan.secrets_dir {
+        mounts::detach(dir);
     }
 }
