@@ -2,14 +2,15 @@
 //! `nucleus run` supervises, through their records and the supervisor's
 //! control socket.
 
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use super::control::{Connection, ExecRequest, Reply, Request};
+use super::stdio::{self, StartGate};
 use super::tty;
 use crate::state::record::{process_alive, Status};
 use crate::state::{Container, StateRoot};
@@ -203,13 +204,26 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
     }
     let mut connection =
         Connection::connect(container.dir()).map_err(|_| Error::container(container.name(), "is not running"))?;
+    let gate = StartGate::new();
+    let ended = Arc::new(Ended::default());
     let (fds, relays, master) = if request.tty {
         let (master, replica) = tty::open_pair()?;
         let copy = || replica.try_clone().map_err(|e| Error::setup("duplicate the terminal", e));
-        (vec![copy()?, copy()?, replica], Vec::new(), Some(master))
+        (vec![copy()?, copy()?, replica], None, Some(master))
     } else {
-        let (fds, relays) = exec_stdio(request.interactive)?;
-        (fds, relays, None)
+        // As `run` does: SIGPIPE for a command whose reader went away.
+        let socket = connection.stream().try_clone().map_err(|e| Error::setup("duplicate a socket", e))?;
+        let broken = Connection::new(socket).map_err(|e| Error::setup("duplicate a socket", e))?;
+        let ended = Arc::clone(&ended);
+        let on_broken: stdio::OnBrokenPipe = Arc::new(move || {
+            let _ = broken.send(&Request::Signal { signal: Signal::SIGPIPE as i32 }, &[]);
+            // The pipe stays open until the signal has ended the command
+            // (or a command that ignores it had a moment), so its writes
+            // fill the pipe rather than fail, as on the host.
+            ended.wait(SIGPIPE_GRACE);
+        });
+        let (io, relays) = stdio::piped(request.interactive, on_broken, &gate)?;
+        (io.into_fds(), Some(relays), None)
     };
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     connection.send(&Request::Exec(request.clone()), &borrowed).map_err(|e| Error::setup("send the request", e))?;
@@ -226,10 +240,13 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
             _ => return Err(Error::container(container.name(), "stopped while the command ran")),
         };
         match reply {
-            Reply::Started { .. } | Reply::Ok | Reply::Terminal => {}
+            Reply::Started { .. } => gate.started(),
+            Reply::Ok | Reply::Terminal => {}
             Reply::Exited { status } => {
-                for relay in relays {
-                    let _ = relay.join();
+                ended.set();
+                gate.started();
+                if let Some(relays) = relays {
+                    relays.finish();
                 }
                 if let Some(terminal) = terminal {
                     let _ = terminal.join();
@@ -237,42 +254,43 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
                 drop(raw_mode);
                 return Ok(status);
             }
-            Reply::Error { message } => return Err(Error::runsc(message)),
+            Reply::Error { message } => {
+                ended.set();
+                // runsc's own complaint, on the command's stderr: said
+                // once, in nucleus's line, unless its log said it already.
+                let said = gate.never_started();
+                let message = match said {
+                    Some(said) if !message.contains(&said) => format!("{message} ({said})"),
+                    _ => message,
+                };
+                return Err(Error::runsc(message));
+            }
         }
     }
 }
 
-/// The command's stdio: nucleus's stdin (or nothing) and pipes for its
-/// output, copied to nucleus's own as `run` does.
-fn exec_stdio(interactive: bool) -> Result<(Vec<OwnedFd>, Vec<std::thread::JoinHandle<()>>)> {
-    let stdin: OwnedFd = if interactive {
-        std::io::stdin().as_fd().try_clone_to_owned()
-    } else {
-        std::fs::File::open("/dev/null").map(OwnedFd::from)
+/// How long a relay whose reader went away keeps the command's pipe open
+/// after asking for SIGPIPE.
+const SIGPIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// Set once the supervisor says how the command ended.
+#[derive(Default)]
+struct Ended {
+    done: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Ended {
+    fn set(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
     }
-    .map_err(|e| Error::setup("open the command's stdin", e))?;
-    let mut fds = vec![stdin];
-    let mut relays = Vec::new();
-    for to_stderr in [false, true] {
-        let (read, write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::setup("create a pipe", e))?;
-        fds.push(write);
-        relays.push(std::thread::spawn(move || {
-            let mut from = std::fs::File::from(read);
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Ok(n) = from.read(&mut buf) {
-                let written = if to_stderr {
-                    std::io::stderr().write_all(&buf[..n])
-                } else {
-                    std::io::stdout().write_all(&buf[..n]).and_then(|()| std::io::stdout().flush())
-                };
-                if n == 0 || written.is_err() {
-                    break;
-                }
-            }
-        }));
+
+    /// Waits until set, at most `limit`.
+    fn wait(&self, limit: Duration) {
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self.changed.wait_timeout_while(done, limit, |done| !*done);
     }
-    Ok((fds, relays))
 }
 
 /// Passes the caller's signals to the command, and window changes to its

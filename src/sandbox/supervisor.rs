@@ -293,21 +293,31 @@ fn boot(
         None
     };
     let broken = Arc::clone(shared);
-    let (io, relays) = if console.is_some() {
-        (stdio::RunscStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() }, None)
-    } else {
-        let on_broken: stdio::OnBrokenPipe = Arc::new(move || broken.send_or_warn(Signal::SIGPIPE, false));
-        let (io, relays) = stdio::piped(plan.terminal.interactive, on_broken)?;
-        (io, Some(relays))
+    let gate = console.is_none().then(stdio::StartGate::new);
+    let (io, relays) = match &gate {
+        None => ([Stdio::null(), Stdio::null(), Stdio::null()], None),
+        Some(gate) => {
+            let on_broken: stdio::OnBrokenPipe = Arc::new(move || broken.raise_broken_pipe());
+            let (io, relays) = stdio::piped(plan.terminal.interactive, on_broken, gate)?;
+            (io.into_stdio(), Some(relays))
+        }
     };
+    let [stdin, stdout, stderr] = io;
     let mut cmd = shared.runsc.command(&plan.runsc.run_args(&plan.layout, console.is_some()));
-    cmd.stdin(io.stdin).stdout(io.stdout).stderr(io.stderr).current_dir(&plan.layout.dir).process_group(0);
+    cmd.stdin(stdin).stdout(stdout).stderr(stderr).current_dir(&plan.layout.dir).process_group(0);
     cmd.env_remove("NOTIFY_SOCKET");
     tracing::info!(name = %plan.layout.name, "starting the sandbox");
     let child =
         cmd.spawn().map_err(|e| Error::runsc(format!("cannot start {}: {e}", shared.runsc.binary.display())))?;
     drop(cmd);
-    wait_for_boot(child, plan, shared, deadline)?;
+    if let Err(failure) = wait_for_boot(child, plan, shared, deadline) {
+        // What runsc wrote on the workload's stderr is said once, below.
+        let said = gate.as_ref().and_then(stdio::StartGate::never_started);
+        return Err(failure.into_error(said));
+    }
+    if let Some(gate) = &gate {
+        gate.started();
+    }
     let pid = read_sandbox_pid(plan)?;
     shared.begin_running();
     let output = match (console, relays) {
@@ -323,36 +333,63 @@ fn boot(
     Ok(Started { pid, output })
 }
 
+/// How `runsc run --detach` failed.
+enum BootFailure {
+    /// runsc exited unsuccessfully; the cause it logged, if any.
+    Exited { status: std::process::ExitStatus, logged: Option<String> },
+    /// nucleus stopped it, or could not watch it.
+    Stopped(Error),
+}
+
+impl BootFailure {
+    /// The error to report; `said` is the last line runsc wrote on stderr,
+    /// the cause when its log has none (a runsc that cannot open its log).
+    fn into_error(self, said: Option<String>) -> Error {
+        match self {
+            BootFailure::Exited { logged: Some(cause), .. } => Error::runsc(cause),
+            BootFailure::Exited { status, logged: None } => {
+                Error::runsc(said.unwrap_or_else(|| format!("runsc exited with {status}")))
+            }
+            BootFailure::Stopped(e) => e,
+        }
+    }
+}
+
 /// Waits for `runsc run --detach`, at most the boot timeout and never past
 /// the run's `--timeout`.
-fn wait_for_boot(mut child: Child, plan: &ContainerPlan, shared: &Arc<Shared>, run_deadline: &Deadline) -> Result<()> {
+fn wait_for_boot(
+    mut child: Child,
+    plan: &ContainerPlan,
+    shared: &Arc<Shared>,
+    run_deadline: &Deadline,
+) -> Result<(), BootFailure> {
     let deadline = Instant::now() + plan.boot_timeout;
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
             Ok(Some(status)) => {
-                let cause =
-                    failure_cause(&plan.layout.runsc_log()).unwrap_or_else(|| format!("runsc exited with {status}"));
-                return Err(Error::runsc(cause));
+                return Err(BootFailure::Exited { status, logged: failure_cause(&plan.layout.runsc_log()) });
             }
             Ok(None) => {}
-            Err(e) => return Err(Error::runsc(format!("cannot wait for runsc: {e}"))),
+            Err(e) => return Err(BootFailure::Stopped(Error::runsc(format!("cannot wait for runsc: {e}")))),
         }
         let aborted = shared.abort_requested();
         if aborted.is_some() || Instant::now() >= deadline || run_deadline.expired() {
             kill_everything();
             let _ = child.wait();
             if run_deadline.expired() {
-                return Err(run_deadline.timeout_error("runsc (starting the sandbox)"));
+                return Err(BootFailure::Stopped(run_deadline.timeout_error("runsc (starting the sandbox)")));
             }
             if let Some(signal) = aborted {
-                return Err(Error::runsc(format!("stopped by {signal} before the sandbox started")));
+                return Err(BootFailure::Stopped(Error::runsc(format!(
+                    "stopped by {signal} before the sandbox started"
+                ))));
             }
-            return Err(Error::runsc(format!(
+            return Err(BootFailure::Stopped(Error::runsc(format!(
                 "the sandbox did not start within {} s (--boot-timeout); with --platform kvm, check that \
                  /dev/kvm works here, or use --platform ptrace",
                 plan.boot_timeout.as_secs()
-            )));
+            ))));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -509,6 +546,21 @@ impl Shared {
     fn stop(&self) {
         *self.phase() = Phase::Stopping;
         self.phase_changed.notify_all();
+    }
+
+    /// SIGPIPE for a workload whose reader went away, returning once it
+    /// is delivered (after the boot, if that is still under way): until
+    /// then the relay keeps the pipe open, so the workload's writes only
+    /// fill it and never fail, as on the host, where SIGPIPE comes first.
+    fn raise_broken_pipe(&self) {
+        let mut phase = self.phase();
+        while matches!(*phase, Phase::Booting { .. }) {
+            phase = self.phase_changed.wait(phase).unwrap_or_else(|p| p.into_inner());
+        }
+        if matches!(*phase, Phase::Running) {
+            drop(phase);
+            self.send_or_warn(Signal::SIGPIPE, false);
+        }
     }
 
     /// `runsc kill` of the workload's first process (or every process).
