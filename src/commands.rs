@@ -113,6 +113,9 @@ fn resolve(req: &RunRequest, cache: Option<&ClosureCache>, deadline: &Deadline) 
 }
 
 fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
+    // From the first moment: a stop signal then ends Nix's commands too,
+    // and later the boot, and then reaches the workload.
+    sandbox::block_signals()?;
     let req = args.request(HostAccess::Full)?;
     let name = args.name.clone().unwrap_or_else(generated_name);
     let runsc = match runsc::locate(args.runsc.as_deref()) {
@@ -122,7 +125,7 @@ fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
     };
     // A dry run checks the state root as a run would, but creates nothing.
     state.open(!args.dry_run)?;
-    let deadline = Deadline::after(req.timeout);
+    let deadline = Deadline::after(req.timeout).stoppable();
     let cache = if args.dry_run {
         ClosureCache::read_only(state.closure_cache_dir())
     } else {

@@ -381,9 +381,10 @@ fn wait_for_boot(
                 return Err(BootFailure::Stopped(run_deadline.timeout_error("runsc (starting the sandbox)")));
             }
             if let Some(signal) = aborted {
-                return Err(BootFailure::Stopped(Error::runsc(format!(
-                    "stopped by {signal} before the sandbox started"
-                ))));
+                return Err(BootFailure::Stopped(Error::Interrupted {
+                    signal: signal.to_string(),
+                    during: "before the sandbox started".into(),
+                }));
             }
             return Err(BootFailure::Stopped(Error::runsc(format!(
                 "the sandbox did not start within {} s (--boot-timeout); with --platform kvm, check that \
