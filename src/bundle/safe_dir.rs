@@ -182,22 +182,26 @@ impl SafeDir {
 
     /// Removes child `name` and everything below it, through descriptors
     /// all the way down: a symlink is removed, never followed. A missing
-    /// child is not an error. It never crosses into a mount: a volume or
-    /// the store still mounted below (in this mount namespace) makes it
-    /// fail with EXDEV rather than empty the host directory behind it.
+    /// child is not an error, at any depth: two removers of one tree (two
+    /// `delete`s, or a `delete` and a new run of the name) both succeed.
+    /// It never crosses into a mount: a volume or the store still mounted
+    /// below (in this mount namespace) makes it fail with EXDEV rather
+    /// than empty the host directory behind it.
     pub fn remove_tree(&self, name: &str) -> std::io::Result<()> {
         check_name(name)?;
-        match self.kind_of(name) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        let removed = match self.kind_of(name) {
             Err(e) => Err(e),
-            Ok(SFlag::S_IFDIR) => {
-                let child = self.open_subdir_on_this_mount(name)?;
+            Ok(SFlag::S_IFDIR) => self.open_subdir_on_this_mount(name).and_then(|child| {
                 for entry in child.entries()? {
                     child.remove_tree(&entry)?;
                 }
                 unlinkat(&self.fd, name, UnlinkatFlags::RemoveDir).map_err(Into::into)
-            }
+            }),
             Ok(_) => self.remove_file(name),
+        };
+        match removed {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            other => other,
         }
     }
 
@@ -252,5 +256,27 @@ mod tests {
         assert!(!base.join("d").exists());
         assert!(outside.join("keep").exists(), "the symlink's target was left alone");
         assert!(parent.remove_tree("d").is_ok(), "missing is fine");
+    }
+
+    #[test]
+    fn two_removers_of_one_tree_both_succeed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        for _ in 0..5 {
+            let dir = SafeDir::create(&base.join("t"), 0o700).unwrap();
+            for i in 0..20 {
+                dir.subdirs(&format!("a{i}/b/c"), 0o700).unwrap().touch("f", 0o600).unwrap();
+            }
+            let removers: Vec<_> = (0..2)
+                .map(|_| {
+                    let parent = SafeDir::open(&base).unwrap();
+                    std::thread::spawn(move || parent.remove_tree("t"))
+                })
+                .collect();
+            for remover in removers {
+                remover.join().unwrap().unwrap();
+            }
+            assert!(!base.join("t").exists());
+        }
     }
 }
