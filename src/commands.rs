@@ -56,9 +56,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Delete { name, force } => {
-            let state = state()?;
-            let container = state.container(&name)?;
-            lifecycle::delete(&state, container, force)?;
+            lifecycle::delete(state()?.container(&name)?, force)?;
             Ok(0)
         }
         Command::Exec(args) => exec(&args, &state()?),

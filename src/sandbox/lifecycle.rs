@@ -153,7 +153,7 @@ pub fn kill(container: &Container, signal: Signal, all: bool) -> Result<()> {
 /// Removes a stopped container; with `force`, stops a running one first
 /// (SIGKILL to its workload, and if its supervisor does not end within a
 /// few seconds, to the supervisor).
-pub fn delete(state: &StateRoot, container: Container, force: bool) -> Result<()> {
+pub fn delete(container: Container, force: bool) -> Result<()> {
     let Some(record) = container.record() else { return container.discard() };
     if record.current_status() != Status::Stopped {
         if !force {
@@ -179,11 +179,9 @@ pub fn delete(state: &StateRoot, container: Container, force: bool) -> Result<()
             }
         }
     }
-    // The supervisor may have removed it on its way out.
-    match state.container(container.name()) {
-        Ok(left) => left.discard(),
-        Err(_) => Ok(()),
-    }
+    // The supervisor may have removed it on its way out, and a new run may
+    // have taken the name since: only this container is discarded.
+    container.discard()
 }
 
 /// What `nucleus exec` asks for.

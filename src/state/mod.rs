@@ -12,6 +12,11 @@
 //! container lives is judged by its supervisor's pid and start time; a dead
 //! one is cleared at once by a new run of that name or by `delete`.
 //!
+//! A name changes hands only under the state root's lock ([`NamesLock`]),
+//! and a container is discarded only if its name still leads to the very
+//! directory that was judged: a `delete` racing a new run of the same name
+//! can never remove the new run's directory.
+//!
 //! Everything goes through descriptors of a state root that no other user
 //! can write (see [`crate::host::trust`]), created 0700.
 
@@ -19,10 +24,11 @@ pub mod cgroups;
 pub mod layout;
 pub mod record;
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{renameat2, RenameFlags};
+use nix::fcntl::{renameat2, Flock, FlockArg, RenameFlags};
 
 use crate::bundle::SafeDir;
 use crate::host::trust::check_trusted;
@@ -101,6 +107,7 @@ impl StateRoot {
     /// first; a live one refuses, and so does a kept one unless `replace`.
     pub fn reserve(&self, record: &ContainerRecord, replace: bool) -> Result<Container> {
         let root = self.open(true)?.ok_or_else(|| Error::state(&self.dir, "cannot be created", None))?;
+        let _names = NamesLock::take(&root)?;
         sweep_abandoned_reservations(&root);
         let name = record.id.as_str();
         let staging = format!("{RESERVING}{}-{name}", std::process::id());
@@ -116,7 +123,7 @@ impl StateRoot {
                     return Ok(Container { layout: ContainerLayout::new(&self.dir, name), dir });
                 }
                 Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                    if let Err(e) = self.clear_for(name, replace) {
+                    if let Err(e) = self.clear_for(&root, name, replace) {
                         let _ = root.remove_tree(&staging);
                         return Err(e);
                     }
@@ -131,8 +138,9 @@ impl StateRoot {
         Err(Error::container(name, "could not be reserved: another run keeps taking the name"))
     }
 
-    /// Makes way for a new container called `name`.
-    fn clear_for(&self, name: &str, replace: bool) -> Result<()> {
+    /// Makes way for a new container called `name`, under the names lock
+    /// of `root`.
+    fn clear_for(&self, root: &SafeDir, name: &str, replace: bool) -> Result<()> {
         let existing = self.container(name)?;
         match existing.record() {
             Some(r) if r.current_status() != Status::Stopped => Err(Error::container(
@@ -146,7 +154,7 @@ impl StateRoot {
                 name,
                 "is a kept container (--keep); remove it with `nucleus delete` or pass --replace",
             )),
-            _ => existing.discard(),
+            _ => existing.discard_in(root),
         }
     }
 
@@ -193,6 +201,27 @@ fn sweep_abandoned_reservations(root: &SafeDir) {
     }
 }
 
+/// Whether two open directories are the same one.
+fn same_directory(a: &SafeDir, b: &SafeDir) -> bool {
+    match (nix::sys::stat::fstat(a.fd()), nix::sys::stat::fstat(b.fd())) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    }
+}
+
+/// The state root's exclusive lock (flock on its directory), held while a
+/// name changes hands: reserving it, which may discard a dead container of
+/// that name, and discarding a container. Released when dropped.
+struct NamesLock(#[allow(dead_code)] Flock<OwnedFd>);
+
+impl NamesLock {
+    fn take(root: &SafeDir) -> Result<NamesLock> {
+        let fail = |e: std::io::Error| Error::state(root.path(), "cannot be locked", Some(e));
+        let fd = root.fd().try_clone_to_owned().map_err(fail)?;
+        Flock::lock(fd, FlockArg::LockExclusive).map(NamesLock).map_err(|(_, e)| fail(e.into()))
+    }
+}
+
 /// One container's state directory, open.
 #[derive(Debug)]
 pub struct Container {
@@ -229,13 +258,29 @@ impl Container {
     }
 
     /// Removes everything of this container from the host: its cgroups and
-    /// its directory. Only for a container whose supervisor is gone.
+    /// its directory. Only for a container whose supervisor is gone. If
+    /// its name now leads elsewhere (it was discarded and the name taken
+    /// again since this container was opened), there is nothing to do.
     pub fn discard(&self) -> Result<()> {
+        let root = SafeDir::open(self.layout.dir.parent().unwrap_or(Path::new("/")))
+            .map_err(|e| Error::state(&self.layout.dir, "cannot be removed", Some(e)))?;
+        let _names = NamesLock::take(&root)?;
+        self.discard_in(&root)
+    }
+
+    /// [`Container::discard`] under the names lock of `root`, its parent.
+    fn discard_in(&self, root: &SafeDir) -> Result<()> {
+        let named = match root.open_subdir(&self.layout.name) {
+            Ok(named) => named,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(Error::state(&self.layout.dir, "cannot be removed", Some(e))),
+        };
+        if !same_directory(&named, &self.dir) {
+            return Ok(());
+        }
         if let Some(path) = self.record().and_then(|r| r.cgroups_path) {
             cgroups::release(&path);
         }
-        let root = SafeDir::open(self.layout.dir.parent().unwrap_or(Path::new("/")))
-            .map_err(|e| Error::state(&self.layout.dir, "cannot be removed", Some(e)))?;
         root.remove_tree(&self.layout.name).map_err(|e| match e.raw_os_error() {
             // remove_tree never empties a mounted host directory.
             Some(libc::EXDEV) => {
