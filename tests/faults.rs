@@ -429,3 +429,44 @@ fn one_name_under_two_state_roots() {
     assert_all_gone(&a);
     assert_all_gone(&b);
 }
+
+#[test]
+fn delete_racing_a_run_of_the_same_name_never_removes_the_new_one() {
+    let w = World::new();
+    for _ in 0..6 {
+        // A container whose `nucleus run` was killed: its name is free to
+        // take, and `delete` clears it.
+        let mut ghost = w.spawn_sh("contended", &[], "echo up; sleep 60");
+        assert_eq!(first_line(&mut ghost), "up\n");
+        signal(&ghost, libc::SIGKILL);
+        ghost.wait().unwrap();
+        let run = w
+            .nucleus()
+            .args(["run", "--name", "contended", &hello(), "--", "/bin/sh", "-c", "echo ran"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let delete = w.nucleus().args(["delete", "contended"]).stderr(Stdio::piped()).spawn().unwrap();
+        let (run, delete) = (run.wait_with_output().unwrap(), delete.wait_with_output().unwrap());
+        assert_eq!(ok(&run), "ran\n");
+        // It cleared the ghost, or found the name already gone or taken by
+        // the new run (which it refuses to delete while it runs).
+        let err = stderr(&delete);
+        assert!(
+            delete.status.success() || err.contains("does not exist") || err.contains("is running"),
+            "{:?} {err}",
+            delete.status
+        );
+        assert_all_gone(&w);
+    }
+    // Two deletes of one kept container: both see it gone.
+    ok(&w.run(&["run", "--name", "kept", "--keep", &hello(), "--", "/bin/true"]));
+    let deletes: Vec<Child> =
+        (0..2).map(|_| w.nucleus().args(["delete", "kept"]).stderr(Stdio::piped()).spawn().unwrap()).collect();
+    for delete in deletes {
+        let out = delete.wait_with_output().unwrap();
+        assert!(out.status.success() || stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    }
+    assert_all_gone(&w);
+}
