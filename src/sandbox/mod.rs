@@ -105,8 +105,14 @@ pub fn launch(
         let _ = container.discard();
         return Err(Error::setup("create a pid namespace", e));
     }
-    let (from_parent_read, from_parent_write) = pipe()?;
-    let (to_parent_read, to_parent_write) = pipe()?;
+    let pipes = pipe().and_then(|from_parent| Ok((from_parent, pipe()?)));
+    let ((from_parent_read, from_parent_write), (to_parent_read, to_parent_write)) = match pipes {
+        Ok(pipes) => pipes,
+        Err(e) => {
+            let _ = container.discard();
+            return Err(e);
+        }
+    };
     let inputs = Inputs {
         plan,
         sources,
@@ -118,7 +124,14 @@ pub fn launch(
         from_parent: from_parent_read,
         to_parent: to_parent_write,
     };
-    let supervisor = fork_supervisor(inputs)?;
+    let (supervisor, [from_parent_write, to_parent_read]) =
+        match fork_supervisor(inputs, [from_parent_write, to_parent_read]) {
+            Ok(forked) => forked,
+            Err(e) => {
+                discard_if_abandoned(plan, container_plan, state, me);
+                return Err(e);
+            }
+        };
     let code = parent(supervisor, signals, from_parent_write, to_parent_read);
     drop(raw_mode);
     discard_if_abandoned(plan, container_plan, state, me);
@@ -170,15 +183,20 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Forks the supervisor, pid 1 of the new pid namespace. Only here may the
-/// process fork without exec.
-fn fork_supervisor(inputs: Inputs<'_>) -> Result<Pid> {
+/// process fork without exec. `parent_ends` are this process's ends of the
+/// pipes to the supervisor: the supervisor closes its copies at once, so
+/// that its end sees EOF exactly when `nucleus run` is gone.
+fn fork_supervisor(inputs: Inputs<'_>, parent_ends: [OwnedFd; 2]) -> Result<(Pid, [OwnedFd; 2])> {
     // SAFETY: nucleus has started no thread yet (signals are blocked before
     // any, the Nix queries' reader threads have been joined), so the child
     // is a whole copy of a single-threaded process: it may allocate, lock
     // and run any code, as any process may.
     match unsafe { fork() } {
-        Ok(ForkResult::Child) => std::process::exit(supervisor::run(inputs)),
-        Ok(ForkResult::Parent { child }) => Ok(child),
+        Ok(ForkResult::Child) => {
+            drop(parent_ends);
+            std::process::exit(supervisor::run(inputs))
+        }
+        Ok(ForkResult::Parent { child }) => Ok((child, parent_ends)),
         Err(e) => Err(Error::setup("start the supervisor", e)),
     }
 }
