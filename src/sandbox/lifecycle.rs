@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::control::{Connection, ExecRequest, Reply, Request};
 use super::stdio::{self, StartGate};
 use super::tty;
-use crate::state::record::{process_alive, Status};
+use crate::state::record::{ProcessRef, Status};
 use crate::state::{Container, StateRoot};
 use crate::{Error, Result};
 
@@ -150,12 +150,18 @@ pub fn kill(container: &Container, signal: Signal, all: bool) -> Result<()> {
     }
 }
 
-/// Removes a stopped container; with `force`, stops a running one first
-/// (SIGKILL to its workload, and if its supervisor does not end within a
-/// few seconds, to the supervisor).
+/// Removes a stopped container; with `force`, stops a running one first:
+/// SIGKILL to its workload, then, for any that has not ended within a few
+/// seconds, to `nucleus run` (whose supervisor then cleans up) and to the
+/// supervisor itself. A container is discarded only once neither runs.
 pub fn delete(container: Container, force: bool) -> Result<()> {
     let Some(record) = container.record() else { return container.discard() };
-    if record.current_status() != Status::Stopped {
+    if record.winding_down() {
+        // Its supervisor is cleaning up after a killed `nucleus run`.
+        if !record.wait_until_ended(crate::state::WINDING_DOWN_LIMIT) {
+            return Err(Error::container(container.name(), "is still being stopped; try again"));
+        }
+    } else if record.current_status() != Status::Stopped {
         if !force {
             return Err(Error::container(
                 container.name(),
@@ -166,23 +172,24 @@ pub fn delete(container: Container, force: bool) -> Result<()> {
             ));
         }
         let _ = kill(&container, Signal::SIGKILL, true);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while process_alive(record.supervisor_pid, record.supervisor_start) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if process_alive(record.supervisor_pid, record.supervisor_start) {
-            let pid = nix::unistd::Pid::from_raw(record.supervisor_pid as i32);
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while process_alive(record.supervisor_pid, record.supervisor_start) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
+        let keepers =
+            [Some(ProcessRef { pid: record.supervisor_pid, start: record.supervisor_start }), record.supervisor];
+        for keeper in keepers.into_iter().flatten() {
+            if !record.wait_until_ended(STOP_LIMIT) && keeper.alive() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper.pid as i32), Signal::SIGKILL);
             }
+        }
+        if !record.wait_until_ended(STOP_LIMIT) {
+            return Err(Error::container(container.name(), "did not stop; its processes are still there"));
         }
     }
     // The supervisor may have removed it on its way out, and a new run may
     // have taken the name since: only this container is discarded.
     container.discard()
 }
+
+/// How long `delete --force` gives each step of stopping a container.
+const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 /// What `nucleus exec` asks for.
 pub struct ExecOptions {

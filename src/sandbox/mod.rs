@@ -92,6 +92,7 @@ pub fn launch(
         cgroups_path: container_plan.cgroups_path.clone(),
         keep: container_plan.keep,
         exit_status: None,
+        supervisor: None,
     };
     let container = state.reserve(&record, replace)?;
     tracing::info!(name = %record.id, digest = %record.digest, "reserved the container");

@@ -26,6 +26,7 @@ pub mod record;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, Flock, FlockArg, RenameFlags};
@@ -104,11 +105,11 @@ impl StateRoot {
 
     /// Reserves `record.id`: writes the record into a fresh directory and
     /// renames it into place. A dead container of that name is discarded
-    /// first; a live one refuses, and so does a kept one unless `replace`.
+    /// first, and one whose supervisor is cleaning up after a killed
+    /// `nucleus run` is waited for; a live one refuses, and so does a kept
+    /// one unless `replace`.
     pub fn reserve(&self, record: &ContainerRecord, replace: bool) -> Result<Container> {
         let root = self.open(true)?.ok_or_else(|| Error::state(&self.dir, "cannot be created", None))?;
-        let _names = NamesLock::take(&root)?;
-        sweep_abandoned_reservations(&root);
         let name = record.id.as_str();
         let staging = format!("{RESERVING}{}-{name}", std::process::id());
         let text = serde_json::to_vec_pretty(record).map_err(|e| Error::state(&self.dir, e.to_string(), None))?;
@@ -116,33 +117,42 @@ impl StateRoot {
         let fresh = root.subdir(&staging, 0o700, true).map_err(fail)?;
         fresh.write_new_file(RECORD_FILE, 0o600, &text).map_err(fail)?;
         fresh.sync().map_err(fail)?;
-        for _ in 0..3 {
-            match renameat2(root.fd(), staging.as_str(), root.fd(), name, RenameFlags::RENAME_NOREPLACE) {
-                Ok(()) => {
-                    let dir = root.open_subdir(name).map_err(fail)?;
-                    return Ok(Container { layout: ContainerLayout::new(&self.dir, name), dir });
-                }
-                Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                    if let Err(e) = self.clear_for(&root, name, replace) {
-                        let _ = root.remove_tree(&staging);
-                        return Err(e);
+        let outcome = (|| {
+            for _ in 0..3 {
+                let names = NamesLock::take(&root)?;
+                sweep_abandoned_reservations(&root);
+                match renameat2(root.fd(), staging.as_str(), root.fd(), name, RenameFlags::RENAME_NOREPLACE) {
+                    Ok(()) => {
+                        let dir = root.open_subdir(name).map_err(fail)?;
+                        return Ok(Container { layout: ContainerLayout::new(&self.dir, name), dir });
                     }
-                }
-                Err(e) => {
-                    let _ = root.remove_tree(&staging);
-                    return Err(fail(e.into()));
+                    Err(Errno::EEXIST | Errno::ENOTEMPTY) => match self.clear_for(&root, name, replace)? {
+                        Cleared::Yes => {}
+                        Cleared::WindingDown(record) => {
+                            // Its supervisor discards it, under the lock.
+                            drop(names);
+                            if !record.wait_until_ended(WINDING_DOWN_LIMIT) {
+                                return Err(Error::container(name, "is still being stopped; try again"));
+                            }
+                        }
+                    },
+                    Err(e) => return Err(fail(e.into())),
                 }
             }
+            Err(Error::container(name, "could not be reserved: another run keeps taking the name"))
+        })();
+        if outcome.is_err() {
+            let _ = root.remove_tree(&staging);
         }
-        let _ = root.remove_tree(&staging);
-        Err(Error::container(name, "could not be reserved: another run keeps taking the name"))
+        outcome
     }
 
     /// Makes way for a new container called `name`, under the names lock
     /// of `root`.
-    fn clear_for(&self, root: &SafeDir, name: &str, replace: bool) -> Result<()> {
-        let existing = self.container(name)?;
+    fn clear_for(&self, root: &SafeDir, name: &str, replace: bool) -> Result<Cleared> {
+        let Ok(existing) = self.container(name) else { return Ok(Cleared::Yes) };
         match existing.record() {
+            Some(r) if r.winding_down() => Ok(Cleared::WindingDown(Box::new(r))),
             Some(r) if r.current_status() != Status::Stopped => Err(Error::container(
                 name,
                 format!(
@@ -154,7 +164,7 @@ impl StateRoot {
                 name,
                 "is a kept container (--keep); remove it with `nucleus delete` or pass --replace",
             )),
-            _ => existing.discard_in(root),
+            _ => existing.discard_in(root).map(|()| Cleared::Yes),
         }
     }
 
@@ -200,6 +210,19 @@ fn sweep_abandoned_reservations(root: &SafeDir) {
         }
     }
 }
+
+/// What [`StateRoot::clear_for`] did with the container in the way.
+enum Cleared {
+    /// Discarded, or gone already.
+    Yes,
+    /// Its `nucleus run` was killed and its supervisor is cleaning up.
+    WindingDown(Box<ContainerRecord>),
+}
+
+/// How long a new run of a name, or `delete`, waits for a supervisor that
+/// is cleaning up after a killed `nucleus run` (it takes a fraction of a
+/// second; its own watchdog gives up after 20 s).
+pub const WINDING_DOWN_LIMIT: Duration = Duration::from_secs(25);
 
 /// Whether two open directories are the same one.
 fn same_directory(a: &SafeDir, b: &SafeDir) -> bool {
@@ -311,6 +334,7 @@ mod tests {
             cgroups_path: None,
             keep,
             exit_status: None,
+            supervisor: None,
         }
     }
 

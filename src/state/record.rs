@@ -23,11 +23,18 @@ pub enum Status {
 pub struct ContainerRecord {
     pub id: String,
     pub status: Status,
-    /// The `nucleus run` process; the container lives exactly as long.
+    /// The `nucleus run` process; the container lives as long as it does,
+    /// or as long as `supervisor` does.
     pub supervisor_pid: u32,
     /// Its start time in clock ticks since boot, so that a reused pid is
     /// never mistaken for it.
     pub supervisor_start: u64,
+    /// The supervisor itself (`nucleus run`'s child, pid 1 of the
+    /// container's pid namespace), once it runs: it outlives a killed
+    /// `nucleus run` while it ends the workload and cleans up, and until
+    /// then the container is not dead, so no one else clears it meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor: Option<ProcessRef>,
     /// The sandbox's pid inside the container's own pid namespace.
     pub sandbox_pid: Option<u32>,
     pub bundle: PathBuf,
@@ -41,15 +48,60 @@ pub struct ContainerRecord {
     pub exit_status: Option<i32>,
 }
 
+/// A process, by pid and start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRef {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl ProcessRef {
+    /// Process `pid` as it is now, if it exists.
+    pub fn of(pid: u32) -> Option<ProcessRef> {
+        process_start_time(pid).map(|start| ProcessRef { pid, start })
+    }
+
+    pub fn alive(&self) -> bool {
+        process_alive(self.pid, self.start)
+    }
+}
+
 impl ContainerRecord {
     /// The status as it is now, not as last written: a record that says
-    /// creating or running but whose supervisor is gone is stopped.
+    /// creating or running but whose `nucleus run` and supervisor are both
+    /// gone is stopped.
     pub fn current_status(&self) -> Status {
         match self.status {
             Status::Stopped => Status::Stopped,
-            live if process_alive(self.supervisor_pid, self.supervisor_start) => live,
+            live if self.keepers_alive() => live,
             _ => Status::Stopped,
         }
+    }
+
+    /// Whether `nucleus run` or its supervisor still runs.
+    pub fn keepers_alive(&self) -> bool {
+        process_alive(self.supervisor_pid, self.supervisor_start) || self.supervisor.is_some_and(|s| s.alive())
+    }
+
+    /// Whether `nucleus run` is gone but its supervisor still ends the
+    /// workload and cleans up: the container is about to vanish.
+    pub fn winding_down(&self) -> bool {
+        self.status != Status::Stopped
+            && !process_alive(self.supervisor_pid, self.supervisor_start)
+            && self.supervisor.is_some_and(|s| s.alive())
+    }
+
+    /// Waits until neither `nucleus run` nor its supervisor runs; false if
+    /// one still does after `limit`.
+    pub fn wait_until_ended(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.keepers_alive() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
     }
 
     /// Whether the supervisor died without recording how the workload ended.
@@ -111,12 +163,23 @@ mod tests {
             cgroups_path: None,
             keep: false,
             exit_status: None,
+            supervisor: None,
         };
         assert_eq!(record.current_status(), Status::Running);
         assert!(!record.died());
         record.supervisor_start += 1; // as if the pid had been reused
         assert_eq!(record.current_status(), Status::Stopped);
         assert!(record.died());
+        // The supervisor outlives a killed `nucleus run` while it cleans up.
+        record.supervisor = ProcessRef::of(me);
+        assert_eq!(record.current_status(), Status::Running);
+        let old: ContainerRecord = serde_json::from_str(
+            r#"{"id":"w","status":"running","supervisorPid":1,"supervisorStart":0,"sandboxPid":null,
+                "bundle":"/b","created":0,"digest":"d","installable":null,"command":[],"cgroupsPath":null,
+                "keep":false,"exitStatus":null}"#,
+        )
+        .unwrap();
+        assert_eq!(old.supervisor, None, "records written before the field still read");
     }
 
     #[test]
