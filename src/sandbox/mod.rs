@@ -133,6 +133,11 @@ pub fn launch(
                 return Err(e);
             }
         };
+    // The supervisor waits for its own pid as this namespace sees it, to
+    // put in the record before it does anything.
+    let mut hello = vec![from_parent::HELLO];
+    hello.extend_from_slice(&(supervisor.as_raw() as u32).to_le_bytes());
+    let _ = nix::unistd::write(&from_parent_write, &hello);
     let code = parent(supervisor, signals, from_parent_write, to_parent_read);
     drop(raw_mode);
     discard_if_abandoned(plan, container_plan, state, me);

@@ -4,8 +4,10 @@
 //! so the reaper of everything runsc starts: when it ends, for any reason,
 //! SIGKILL included, the kernel kills every process left in the namespace,
 //! and its private mount namespace (the store view, the staged sources, the
-//! secrets) goes with it. It dies with `nucleus run` (PDEATHSIG), and as pid
-//! 1 it ignores every signal it has no handler for, so a terminal's Ctrl-C
+//! secrets) goes with it. When `nucleus run` is killed, the supervisor sees
+//! the end of its pipe from it, kills the workload and cleans up as after
+//! any end (until that watch runs, PDEATHSIG kills it instead). As pid 1 it
+//! ignores every signal it has no handler for, so a terminal's Ctrl-C
 //! reaches it only as a message from `nucleus run`.
 //!
 //! ```text
@@ -40,7 +42,7 @@ use crate::host::sources::HostSources;
 use crate::nix::command::Deadline;
 use crate::plan::{ContainerPlan, LaunchPlan, NetworkPlan, StagedKind, StorePlan};
 use crate::request::PortMapping;
-use crate::state::record::{ContainerRecord, Status};
+use crate::state::record::{ContainerRecord, ProcessRef, Status};
 use crate::state::Container;
 use crate::{Error, Result};
 
@@ -53,6 +55,9 @@ pub const CONTROL_CALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// Messages from `nucleus run` to the supervisor, one byte each.
 pub mod from_parent {
+    /// The first message, followed by the supervisor's own pid as
+    /// `nucleus run` sees it (4 bytes, little-endian).
+    pub const HELLO: u8 = b'h';
     /// Followed by a signal number byte: forward this signal.
     pub const SIGNAL: u8 = b's';
     /// The terminal's size changed.
@@ -89,6 +94,8 @@ pub struct Shared {
     /// Signalled when the phase changes.
     phase_changed: std::sync::Condvar,
     timed_out: AtomicBool,
+    /// `nucleus run` is gone: nothing is reported, there is no one to tell.
+    orphaned: AtomicBool,
     to_parent: Mutex<File>,
     window: Mutex<Option<OwnedFd>>,
     /// Threads' children against the final `waitpid(-1)`.
@@ -154,6 +161,7 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
         phase: Mutex::new(Phase::Booting { pending: Vec::new() }),
         phase_changed: std::sync::Condvar::new(),
         timed_out: AtomicBool::new(false),
+        orphaned: AtomicBool::new(false),
         to_parent: Mutex::new(File::from(to_parent)),
         window: Mutex::new(None),
         reaping: ReapGate::default(),
@@ -164,7 +172,9 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
     let code = match outcome {
         Ok(code) => code,
         Err(e) => {
-            super::report(&e);
+            if !shared.orphaned.load(Ordering::SeqCst) {
+                super::report(&e);
+            }
             e.exit_status()
         }
     };
@@ -181,7 +191,9 @@ fn supervise(
     shared: &Arc<Shared>,
     record: &mut ContainerRecord,
 ) -> Result<i32> {
-    guard_parent(&inputs.from_parent)?;
+    record.supervisor = hello(&inputs.from_parent, shared)?;
+    inputs.container.write_record(record)?;
+    guard_parent(&inputs.from_parent, shared)?;
     // In `nucleus run`'s private mount namespace, where the sources were
     // opened: only there can they be mounted from their descriptors.
     prepare_filesystem(inputs.plan, plan, inputs.sources)?;
@@ -190,12 +202,16 @@ fn supervise(
     if matches!(plan.network, NetworkPlan::Sandbox { .. }) {
         mounts::hide_root_network_marker()?;
     }
-    let listener = control::listen(inputs.container.dir()).map_err(|e| Error::setup("open the control socket", e))?;
-    let server = Arc::clone(shared);
-    std::thread::spawn(move || exec::serve(listener, server));
     let messages = Arc::clone(shared);
     let from_parent = inputs.from_parent.try_clone().map_err(|e| Error::setup("duplicate a pipe", e))?;
     std::thread::spawn(move || relay_parent_messages(from_parent, messages));
+    // From here on the thread above notices `nucleus run`'s end, and the
+    // run ends as any other, cleaned up (the control socket appears only
+    // once this holds).
+    nix::sys::prctl::set_pdeathsig(None).map_err(|e| Error::setup("untie the supervisor from nucleus", e))?;
+    let listener = control::listen(inputs.container.dir()).map_err(|e| Error::setup("open the control socket", e))?;
+    let server = Arc::clone(shared);
+    std::thread::spawn(move || exec::serve(listener, server));
     if let Some(link) = &link {
         link.forward(listeners)?;
     }
@@ -219,18 +235,39 @@ fn supervise(
     Ok(code)
 }
 
-/// Dies with `nucleus run`: SIGKILL when it goes, and if it is already gone
-/// (it died before the line above took effect), exit now.
-fn guard_parent(from_parent: &OwnedFd) -> Result<()> {
+/// Waits for `nucleus run`'s first message: this process's pid in its
+/// namespace, from which the record learns who to judge alive. If
+/// `nucleus run` is gone before it could say it, the run ends here.
+fn hello(from_parent: &OwnedFd, shared: &Shared) -> Result<Option<ProcessRef>> {
+    let mut message = [0u8; 5];
+    let mut pipe = File::from(from_parent.try_clone().map_err(|e| Error::setup("duplicate a pipe", e))?);
+    if pipe.read_exact(&mut message).is_err() || message[0] != from_parent::HELLO {
+        shared.orphaned.store(true, Ordering::SeqCst);
+        return Err(Error::SandboxDied { reason: "nucleus run is gone".into() });
+    }
+    let pid = u32::from_le_bytes([message[1], message[2], message[3], message[4]]);
+    // /proc is still nucleus run's here, where that pid is this process.
+    Ok(ProcessRef::of(pid))
+}
+
+/// Until the thread that reads `nucleus run`'s messages runs, dies with
+/// `nucleus run` (SIGKILL when it goes); if it is already gone (it died
+/// before that took effect), the run ends here, cleaned up.
+fn guard_parent(from_parent: &OwnedFd, shared: &Shared) -> Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::setup("tie the supervisor to nucleus", e))?;
     let mut fds = [nix::poll::PollFd::new(from_parent.as_fd(), nix::poll::PollFlags::POLLIN)];
     let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO);
     let hung_up = fds[0].revents().is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP));
     if hung_up {
-        std::process::exit(crate::error::EXIT_NUCLEUS_FAILED);
+        shared.orphaned.store(true, Ordering::SeqCst);
+        return Err(Error::SandboxDied { reason: "nucleus run is gone".into() });
     }
     Ok(())
 }
+
+/// How long the supervisor of a `nucleus run` that is gone gives the
+/// workload's end, then the final sweep, before it gives up on cleaning.
+const ORPHAN_LIMIT: Duration = Duration::from_secs(10);
 
 /// The store view, the staged host sources and the secrets, all mounted
 /// under the bundle in this private mount namespace.
@@ -466,11 +503,17 @@ fn enforce_timeout(shared: Arc<Shared>, after: Duration, sandbox: Pid) {
     }
 }
 
-/// Signals and window changes from `nucleus run`.
+/// Signals and window changes from `nucleus run`; at the end of the pipe,
+/// `nucleus run` is gone (killed), and so must the container be.
 fn relay_parent_messages(from_parent: OwnedFd, shared: Arc<Shared>) {
     let mut pipe = File::from(from_parent);
     let mut byte = [0u8; 1];
-    while matches!(pipe.read(&mut byte), Ok(1)) {
+    loop {
+        match pipe.read(&mut byte) {
+            Ok(1) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => return shared.parent_gone(),
+        }
         match byte[0] {
             from_parent::SIGNAL => {
                 if pipe.read_exact(&mut byte).is_err() {
@@ -577,6 +620,22 @@ impl Shared {
         args.push(&self.plan.name);
         args.push(&name);
         self.control_call(&args).map(|_| ())
+    }
+
+    /// `nucleus run` was killed: the workload is killed as by `delete
+    /// --force` (a boot is aborted), and the run ends and is cleaned up as
+    /// any other, quietly. A watchdog bounds it: past [`ORPHAN_LIMIT`]
+    /// every process of the namespace is killed, and past twice that the
+    /// supervisor exits, which ends the namespace.
+    fn parent_gone(&self) {
+        self.orphaned.store(true, Ordering::SeqCst);
+        let _ = self.send(Signal::SIGKILL, true);
+        std::thread::spawn(|| {
+            std::thread::sleep(ORPHAN_LIMIT);
+            kill_everything();
+            std::thread::sleep(ORPHAN_LIMIT);
+            std::process::exit(crate::error::EXIT_NUCLEUS_FAILED);
+        });
     }
 
     /// [`Shared::send`] for senders with no one to tell of a failure.
