@@ -470,3 +470,51 @@ fn delete_racing_a_run_of_the_same_name_never_removes_the_new_one() {
     }
     assert_all_gone(&w);
 }
+
+#[test]
+fn a_killed_run_leaves_nothing_at_all() {
+    let w = World::new();
+    let data = w.path("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("precious"), "keep me\n").unwrap();
+    let options = ["-v", &format!("{}:/data:rw", data.display()), "--memory", "64m"];
+    let mut dry = vec!["--name", "killed"];
+    dry.extend_from_slice(&options);
+    let cgroups_path = w.dry_run_hello(&dry, &["/bin/true"]).config["linux"]["cgroupsPath"]
+        .as_str()
+        .expect("no cgroupsPath")
+        .to_string();
+    // SIGKILL once its supervisor watches it (its control socket is
+    // there): while it boots, while it runs, and with an exec inside. The
+    // supervisor sees it gone, kills the workload and cleans up, so that
+    // not even the name's entry is left for the next run to clear. (Killed
+    // earlier, the next run clears the name: see process.rs.)
+    for moment in ["booting", "running", "executing"] {
+        let mut run = w.spawn_sh("killed", &options, "echo up; sleep 60");
+        let socket = w.state_root().join("killed/control.sock");
+        eventually(Duration::from_secs(20), "the supervisor listens", || socket.exists());
+        let exec = if moment == "booting" {
+            None
+        } else {
+            assert_eq!(first_line(&mut run), "up\n");
+            w.wait_running("killed");
+            (moment == "executing").then(|| {
+                let mut exec = spawn_exec(&w, "killed", "echo in; sleep 60");
+                assert_eq!(first_line(&mut exec), "in\n");
+                exec
+            })
+        };
+        signal(&run, libc::SIGKILL);
+        run.wait().unwrap();
+        if let Some(exec) = exec {
+            let out = exec.wait_with_output().unwrap();
+            assert!(matches!(out.status.code(), Some(125 | 137)), "{:?} {}", out.status, stderr(&out));
+        }
+        eventually(Duration::from_secs(15), &format!("killed while {moment}, the entry is gone"), || {
+            entries(&w.state_root()).iter().all(|e| e == ".cache")
+        });
+        assert_all_gone(&w);
+        eventually(Duration::from_secs(10), "its cgroups are released", || cgroup_dirs(&cgroups_path).is_empty());
+        assert_eq!(std::fs::read_to_string(data.join("precious")).unwrap(), "keep me\n");
+    }
+}
