@@ -219,7 +219,10 @@ fn supervise(
     let started = boot(plan, shared, inputs.container.dir(), &inputs.deadline)?;
     record.status = Status::Running;
     record.sandbox_pid = Some(started.pid.as_raw() as u32);
-    inputs.container.write_record(record)?;
+    // The workload runs: a full disk must not end it, nor take its status.
+    if let Err(e) = inputs.container.write_record(record) {
+        tracing::warn!("{e}; `nucleus ps` shows the container as being created");
+    }
     announce_ready(plan, shared, link.as_ref());
     if let Some(remaining) = inputs.deadline.remaining() {
         let timer = Arc::clone(shared);
