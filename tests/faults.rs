@@ -518,3 +518,46 @@ fn a_killed_run_leaves_nothing_at_all() {
         assert_eq!(std::fs::read_to_string(data.join("precious")).unwrap(), "keep me\n");
     }
 }
+
+#[test]
+fn a_state_root_that_runs_full_at_any_point_fails_cleanly_or_not_at_all() {
+    let w = World::new();
+    let root = w.state_root();
+    std::fs::create_dir(&root).unwrap();
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    // Every size from too small for the bundle to plenty: the disk fills
+    // at every step of a run, one after the other.
+    for kib in (8..=48).step_by(4) {
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k,mode=0700"), "tmpfs"])
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(mounted.success());
+        let _unmount = Unmount(root.clone());
+        let out = w.run(&["run", "--name", "full", &hello(), "--", "/bin/sh", "-c", "echo ran; exit 3"]);
+        let err = stderr(&out);
+        match out.status.code() {
+            // Refused before the workload ran: one line, no output.
+            Some(125) => {
+                assert_refused(&out);
+                assert_eq!(err.lines().count(), 1, "{kib} KiB: {err}");
+            }
+            // The workload ran: its output and status, at most a warning.
+            Some(3) => {
+                assert_eq!(stdout(&out), "ran\n", "{kib} KiB");
+                assert!(err.lines().all(|l| l.starts_with("nucleus: warning: ")), "{kib} KiB: {err}");
+            }
+            other => panic!("{kib} KiB: {other:?} {err}"),
+        }
+        let left: Vec<String> = entries(&root).into_iter().filter(|e| e != ".cache").collect();
+        assert!(left.is_empty(), "{kib} KiB: left {left:?}");
+        drop(_unmount);
+    }
+    assert_all_gone(&w);
+}
