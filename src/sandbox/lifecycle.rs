@@ -135,12 +135,25 @@ fn ask(container: &Container, request: &Request) -> Result<Reply> {
         return Err(not_running());
     }
     let mut connection = Connection::connect(container.dir()).map_err(|_| not_running())?;
+    // The supervisor answers within its own bound on runsc; one that does
+    // not (stopped, wedged) must not hang the caller.
+    let _ = connection.stream().set_read_timeout(Some(ANSWER_LIMIT));
     connection.send(request, &[]).map_err(|_| not_running())?;
     match connection.receive::<Reply>() {
         Ok(Some((reply, _))) => Ok(reply),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(Error::container(
+                container.name(),
+                format!("its supervisor did not answer within {} s", ANSWER_LIMIT.as_secs()),
+            ))
+        }
         _ => Err(not_running()),
     }
 }
+
+/// How long `kill` waits for the supervisor's answer: longer than the
+/// supervisor waits for runsc.
+const ANSWER_LIMIT: Duration = Duration::from_secs(15);
 
 pub fn kill(container: &Container, signal: Signal, all: bool) -> Result<()> {
     match ask(container, &Request::Kill { signal: signal as i32, all })? {
