@@ -561,3 +561,22 @@ fn a_state_root_that_runs_full_at_any_point_fails_cleanly_or_not_at_all() {
     }
     assert_all_gone(&w);
 }
+
+#[test]
+fn kill_gives_up_on_a_supervisor_that_does_not_answer() {
+    let w = World::new();
+    let mut svc = service(&w, "frozen", &[]);
+    let supervisor = nix::unistd::Pid::from_raw(supervisor_of(svc.run.as_ref().unwrap()));
+    nix::sys::signal::kill(supervisor, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let started = Instant::now();
+    let out = w.run(&["kill", "frozen"]);
+    let took = started.elapsed();
+    nix::sys::signal::kill(supervisor, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_refused(&out);
+    assert!(stderr(&out).contains("did not answer"), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    // Woken, it takes the TERM that waited and the workload ends on it.
+    let status = wait_at_most(svc.run.take().unwrap(), Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0));
+    assert_all_gone(&w);
+}
