@@ -124,6 +124,7 @@ pub fn launch(
         listeners,
         from_parent: from_parent_read,
         to_parent: to_parent_write,
+        terminal_mode: raw_mode.as_ref().map(tty::RawMode::saved),
     };
     let (supervisor, [from_parent_write, to_parent_read]) =
         match fork_supervisor(inputs, [from_parent_write, to_parent_read]) {

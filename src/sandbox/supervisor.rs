@@ -83,6 +83,9 @@ pub struct Inputs<'a> {
     pub listeners: Vec<(PortMapping, TcpListener)>,
     pub from_parent: OwnedFd,
     pub to_parent: OwnedFd,
+    /// The terminal's mode before `nucleus run` made it raw (with `-t`),
+    /// restored here if `nucleus run` is killed.
+    pub terminal_mode: Option<nix::sys::termios::Termios>,
 }
 
 /// State shared by the supervisor's threads.
@@ -97,6 +100,8 @@ pub struct Shared {
     /// `nucleus run` is gone: nothing is reported, there is no one to tell.
     orphaned: AtomicBool,
     to_parent: Mutex<File>,
+    /// See [`Inputs::terminal_mode`].
+    terminal_mode: Mutex<Option<nix::sys::termios::Termios>>,
     window: Mutex<Option<OwnedFd>>,
     /// Threads' children against the final `waitpid(-1)`.
     pub reaping: ReapGate,
@@ -163,6 +168,7 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
         timed_out: AtomicBool::new(false),
         orphaned: AtomicBool::new(false),
         to_parent: Mutex::new(File::from(to_parent)),
+        terminal_mode: Mutex::new(inputs.terminal_mode.clone()),
         window: Mutex::new(None),
         reaping: ReapGate::default(),
     });
@@ -632,6 +638,9 @@ impl Shared {
     /// supervisor exits, which ends the namespace.
     fn parent_gone(&self) {
         self.orphaned.store(true, Ordering::SeqCst);
+        if let Some(mode) = self.terminal_mode.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            tty::restore(mode);
+        }
         let _ = self.send(Signal::SIGKILL, true);
         std::thread::spawn(|| {
             std::thread::sleep(ORPHAN_LIMIT);
