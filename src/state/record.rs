@@ -68,12 +68,13 @@ impl ProcessRef {
 
 impl ContainerRecord {
     /// The status as it is now, not as last written: a record that says
-    /// creating or running but whose `nucleus run` and supervisor are both
-    /// gone is stopped.
+    /// creating or running but whose `nucleus run` is gone is stopped (its
+    /// supervisor may still be ending the workload and cleaning up: see
+    /// [`ContainerRecord::winding_down`] before discarding it).
     pub fn current_status(&self) -> Status {
         match self.status {
             Status::Stopped => Status::Stopped,
-            live if self.keepers_alive() => live,
+            live if process_alive(self.supervisor_pid, self.supervisor_start) => live,
             _ => Status::Stopped,
         }
     }
@@ -170,9 +171,11 @@ mod tests {
         record.supervisor_start += 1; // as if the pid had been reused
         assert_eq!(record.current_status(), Status::Stopped);
         assert!(record.died());
-        // The supervisor outlives a killed `nucleus run` while it cleans up.
+        // The supervisor outlives a killed `nucleus run` while it cleans up:
+        // stopped to see, but not to be discarded yet.
         record.supervisor = ProcessRef::of(me);
-        assert_eq!(record.current_status(), Status::Running);
+        assert_eq!(record.current_status(), Status::Stopped);
+        assert!(record.winding_down() && record.keepers_alive());
         let old: ContainerRecord = serde_json::from_str(
             r#"{"id":"w","status":"running","supervisorPid":1,"supervisorStart":0,"sandboxPid":null,
                 "bundle":"/b","created":0,"digest":"d","installable":null,"command":[],"cgroupsPath":null,
