@@ -12,9 +12,10 @@
 //! signal only single processes, so the tree is stopped from the top down
 //! (a stopped process cannot fork) and then killed.
 //!
-//! A thread holds a reaping pass only while its `runsc exec` child lives:
-//! never while it waits on the caller, who may be stopped (Ctrl-Z) or slow,
-//! so that no caller can keep the container's final sweep waiting.
+//! A thread holds a reaping pass while its `runsc exec` child lives and
+//! until it has sent the caller the command's end: never while it waits on
+//! the caller, who may be stopped (Ctrl-Z) or slow, so that no caller can
+//! keep the container's final sweep waiting.
 //!
 //! With a terminal, the caller makes it and sends its replica end as the
 //! command's stdio. This runsc sets a terminal up from `--console-socket`
@@ -76,17 +77,22 @@ fn handle(mut connection: Connection, shared: &Arc<Shared>) {
 
 /// Runs one `exec` request to its end.
 fn exec(connection: Connection, shared: &Arc<Shared>, request: ExecRequest, fds: Vec<OwnedFd>) {
+    // `runsc exec` is waited for by pid, so the final sweep must not reap
+    // it; and the sweep waits for the pass, so the caller hears how its
+    // command ended even when the container ends with it. Sending never
+    // waits long (a short line, a write timeout); nothing here waits for
+    // the caller to read it.
+    let Some(pass) = shared.reaping.pass() else {
+        let _ = connection.send(&Reply::Error { message: "the container is stopping".into() }, &[]);
+        return;
+    };
     let reply = run_command(&connection, shared, &request, fds);
-    // The pass is back: the caller may take its time to read this.
     let _ = connection.send(&reply, &[]);
+    drop(pass);
 }
 
 /// Starts `runsc exec` and waits for it; the reply for the caller.
 fn run_command(connection: &Connection, shared: &Arc<Shared>, request: &ExecRequest, fds: Vec<OwnedFd>) -> Reply {
-    // `runsc exec` is waited for by pid, so the final sweep must not reap it.
-    let Some(_pass) = shared.reaping.pass() else {
-        return Reply::Error { message: "the container is stopping".into() };
-    };
     let n = EXEC_COUNTER.fetch_add(1, Ordering::SeqCst);
     let pid_file = shared.plan.dir.join(format!("exec-{n}.pid"));
     let mut child = match start(shared, request, fds, &pid_file) {
