@@ -134,7 +134,7 @@ fn ask(container: &Container, request: &Request) -> Result<Reply> {
     if container.status() == Status::Stopped {
         return Err(not_running());
     }
-    let mut connection = Connection::connect(container.dir()).map_err(|_| not_running())?;
+    let mut connection = connect(container).ok_or_else(not_running)?;
     // The supervisor answers within its own bound on runsc; one that does
     // not (stopped, wedged) must not hang the caller.
     let _ = connection.stream().set_read_timeout(Some(ANSWER_LIMIT));
@@ -154,6 +154,23 @@ fn ask(container: &Container, request: &Request) -> Result<Reply> {
 /// How long `kill` waits for the supervisor's answer: longer than the
 /// supervisor waits for runsc.
 const ANSWER_LIMIT: Duration = Duration::from_secs(15);
+
+/// Connects to the container's supervisor. Its record is written before
+/// the supervisor exists and listens (`nucleus run --name x & nucleus kill
+/// x`): while the container is being created, the socket is waited for,
+/// at most [`ANSWER_LIMIT`]. `None` once it is not there and will not be.
+fn connect(container: &Container) -> Option<Connection> {
+    let deadline = std::time::Instant::now() + ANSWER_LIMIT;
+    loop {
+        if let Ok(connection) = Connection::connect(container.dir()) {
+            return Some(connection);
+        }
+        if container.status() != Status::Creating || std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
 
 pub fn kill(container: &Container, signal: Signal, all: bool) -> Result<()> {
     match ask(container, &Request::Kill { signal: signal as i32, all })? {
