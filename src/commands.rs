@@ -56,9 +56,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Delete { name, force } => {
-            let state = state()?;
-            let container = state.container(&name)?;
-            lifecycle::delete(&state, container, force)?;
+            lifecycle::delete(state()?.container(&name)?, force)?;
             Ok(0)
         }
         Command::Exec(args) => exec(&args, &state()?),
@@ -132,6 +130,9 @@ fn resolve(req: &RunRequest, cache: Option<&ClosureCache>, deadline: &Deadline) 
 }
 
 fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
+    // From the first moment: a stop signal then ends Nix's commands too,
+    // and later the boot, and then reaches the workload.
+    sandbox::block_signals()?;
     let req = args.request(HostAccess::Full)?;
     let name = args.name.clone().unwrap_or_else(generated_name);
     let runsc = match runsc::locate(args.runsc.as_deref()) {
@@ -145,7 +146,7 @@ fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
     HostSources::open(&req)?.check_apart_from_state(&state.dir)?;
     // A dry run checks the state root as a run would, but creates nothing.
     state.open(!args.dry_run)?;
-    let deadline = Deadline::after(req.timeout);
+    let deadline = Deadline::after(req.timeout).stoppable();
     let cache = if args.dry_run {
         ClosureCache::read_only(state.closure_cache_dir())
     } else {

@@ -30,6 +30,9 @@ pub enum Error {
     NixOutput { command: String, reason: String },
     /// Any stage before the sandbox: `--timeout` expired while `what` ran.
     Timeout { what: String, seconds: u64 },
+    /// Any stage before the workload runs: a stop signal (TERM, Ctrl-C…)
+    /// ended the run; `during` says when (`while nix-build … was running`).
+    Interrupted { signal: String, during: String },
     /// Rootfs stage: the closure cannot become a root filesystem.
     Rootfs { reason: String },
     /// Plan stage: the request cannot be launched as asked (too many binds…).
@@ -112,6 +115,7 @@ impl fmt::Display for Error {
             Error::Timeout { what, seconds } => {
                 write!(f, "--timeout expired after {seconds} s while {what} was running")
             }
+            Error::Interrupted { signal, during } => write!(f, "stopped by {signal} {during}"),
             Error::Rootfs { reason } => write!(f, "cannot build the root filesystem: {reason}"),
             Error::Plan { reason } => write!(f, "cannot launch this: {reason}"),
             Error::Hook { path, reason } => write!(f, "hook '{path}' refused: {reason}"),

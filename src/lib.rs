@@ -19,6 +19,7 @@ pub mod commands;
 pub mod error;
 pub mod host;
 pub mod image;
+pub mod interrupt;
 pub mod kube;
 pub mod nix;
 pub mod oci;

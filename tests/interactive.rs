@@ -126,6 +126,30 @@ fn an_interactive_shell_gets_a_terminal_and_ctrl_c_reaches_it() {
 }
 
 #[test]
+fn a_killed_run_gives_the_terminal_its_mode_back() {
+    let w = World::new();
+    let terminal = Terminal::new(24, 80);
+    let before = terminal.settings();
+    let mut nucleus = terminal.spawn(&w, &["run", "-it", &hello(), "--", "/bin/sh"]);
+    terminal.expect("# ");
+    assert!(!same_settings(&terminal.settings(), &before), "the terminal is not raw");
+    // SIGKILL: nucleus restores nothing itself; its supervisor, which
+    // cleans up after it, puts the terminal back.
+    signal(&nucleus, libc::SIGKILL);
+    nucleus.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !same_settings(&terminal.settings(), &before) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(same_settings(&terminal.settings(), &before), "the terminal's mode was not restored");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !entries(&w.state_root()).iter().all(|e| e == ".cache") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.assert_clean();
+}
+
+#[test]
 fn tty_needs_a_terminal() {
     let w = World::new();
     let out = w.run(&["run", "-t", &hello(), "--", "/bin/true"]);

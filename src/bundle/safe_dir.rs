@@ -85,6 +85,31 @@ impl SafeDir {
         Ok(SafeDir { fd, path: self.path.join(name) })
     }
 
+    /// Opens existing child directory `name` if it is on the same mount as
+    /// this one, and fails with EXDEV if something is mounted there.
+    fn open_subdir_on_this_mount(&self, name: &str) -> std::io::Result<SafeDir> {
+        check_name(name)?;
+        let how = nix::fcntl::OpenHow::new().flags(dir_flags()).resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_NO_XDEV
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS
+                | nix::fcntl::ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+        let fd = match nix::fcntl::openat2(&self.fd, name, how) {
+            Ok(fd) => fd,
+            // Without openat2 a bind mount of the same filesystem passes
+            // unseen; another filesystem does not.
+            Err(Errno::ENOSYS) => {
+                let fd = openat(&self.fd, name, dir_flags(), Mode::empty())?;
+                if nix::sys::stat::fstat(&fd)?.st_dev != nix::sys::stat::fstat(&self.fd)?.st_dev {
+                    return Err(Errno::EXDEV.into());
+                }
+                fd
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(SafeDir { fd, path: self.path.join(name) })
+    }
+
     /// Creates every directory along `relative` (plain components only)
     /// and opens the last one.
     pub fn subdirs(&self, relative: &str, mode: u32) -> std::io::Result<SafeDir> {
@@ -185,20 +210,26 @@ impl SafeDir {
 
     /// Removes child `name` and everything below it, through descriptors
     /// all the way down: a symlink is removed, never followed. A missing
-    /// child is not an error.
+    /// child is not an error, at any depth: two removers of one tree (two
+    /// `delete`s, or a `delete` and a new run of the name) both succeed.
+    /// It never crosses into a mount: a volume or the store still mounted
+    /// below (in this mount namespace) makes it fail with EXDEV rather
+    /// than empty the host directory behind it.
     pub fn remove_tree(&self, name: &str) -> std::io::Result<()> {
         check_name(name)?;
-        match self.kind_of(name) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        let removed = match self.kind_of(name) {
             Err(e) => Err(e),
-            Ok(SFlag::S_IFDIR) => {
-                let child = self.open_subdir(name)?;
+            Ok(SFlag::S_IFDIR) => self.open_subdir_on_this_mount(name).and_then(|child| {
                 for entry in child.entries()? {
                     child.remove_tree(&entry)?;
                 }
                 unlinkat(&self.fd, name, UnlinkatFlags::RemoveDir).map_err(Into::into)
-            }
+            }),
             Ok(_) => self.remove_file(name),
+        };
+        match removed {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+            other => other,
         }
     }
 
@@ -253,5 +284,27 @@ mod tests {
         assert!(!base.join("d").exists());
         assert!(outside.join("keep").exists(), "the symlink's target was left alone");
         assert!(parent.remove_tree("d").is_ok(), "missing is fine");
+    }
+
+    #[test]
+    fn two_removers_of_one_tree_both_succeed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        for _ in 0..5 {
+            let dir = SafeDir::create(&base.join("t"), 0o700).unwrap();
+            for i in 0..20 {
+                dir.subdirs(&format!("a{i}/b/c"), 0o700).unwrap().touch("f", 0o600).unwrap();
+            }
+            let removers: Vec<_> = (0..2)
+                .map(|_| {
+                    let parent = SafeDir::open(&base).unwrap();
+                    std::thread::spawn(move || parent.remove_tree("t"))
+                })
+                .collect();
+            for remover in removers {
+                remover.join().unwrap().unwrap();
+            }
+            assert!(!base.join("t").exists());
+        }
     }
 }

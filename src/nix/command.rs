@@ -17,11 +17,13 @@ use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
 
-/// When the run's `--timeout` expires, if it has one.
+/// When the run's `--timeout` expires, if it has one; and whether a stop
+/// signal ends it too (see [`crate::interrupt`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Deadline {
     at: Option<Instant>,
     seconds: u64,
+    stoppable: bool,
 }
 
 impl Deadline {
@@ -30,7 +32,22 @@ impl Deadline {
     }
 
     pub fn after(timeout: Option<Duration>) -> Self {
-        Deadline { at: timeout.map(|t| Instant::now() + t), seconds: timeout.map_or(0, |t| t.as_secs()) }
+        Deadline {
+            at: timeout.map(|t| Instant::now() + t),
+            seconds: timeout.map_or(0, |t| t.as_secs()),
+            stoppable: false,
+        }
+    }
+
+    /// Also ends at a stop signal, which the caller has blocked.
+    pub fn stoppable(self) -> Self {
+        Deadline { stoppable: true, ..self }
+    }
+
+    /// The error for a stop signal sent while `what` ran, if one was.
+    pub fn interruption(&self, what: &str) -> Option<Error> {
+        let signal = self.stoppable.then(crate::interrupt::pending_stop).flatten()?;
+        Some(Error::Interrupted { signal: signal.to_string(), during: format!("while {what} was running") })
     }
 
     /// Time left, `None` when there is no deadline.
@@ -108,13 +125,13 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<Strin
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if deadline.expired() => {
+            Ok(None) if deadline.expired() || deadline.interruption(&shown).is_some() => {
                 let _ =
                     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
                 let _ = child.wait();
                 let (_, held) = finish(relay);
                 show(&held);
-                return Err(deadline.timeout_error(&shown));
+                return Err(deadline.interruption(&shown).unwrap_or_else(|| deadline.timeout_error(&shown)));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => {

@@ -156,7 +156,7 @@ fn nix_file_main_program(
                     return Ok(Some(program));
                 }
             }
-            Err(e @ Error::Timeout { .. }) => return Err(e),
+            Err(e @ (Error::Timeout { .. } | Error::Interrupted { .. })) => return Err(e),
             Err(_) => {}
         }
     }

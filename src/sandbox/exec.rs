@@ -6,6 +6,17 @@
 //! command runs (`--internal-pid-file`): before that, a failure is runsc's;
 //! after, its exit status is the command's.
 //!
+//! If the caller goes away while its command runs (killed, say), the command
+//! ends, and so does every process it started that still descends from it:
+//! gVisor gives each exec'd command a session of its own, but runsc can
+//! signal only single processes, so the tree is stopped from the top down
+//! (a stopped process cannot fork) and then killed.
+//!
+//! A thread holds a reaping pass while its `runsc exec` child lives and
+//! until it has sent the caller the command's end: never while it waits on
+//! the caller, who may be stopped (Ctrl-Z) or slow, so that no caller can
+//! keep the container's final sweep waiting.
+//!
 //! With a terminal, the caller makes it and sends its replica end as the
 //! command's stdio. This runsc sets a terminal up from `--console-socket`
 //! only for a detached exec; attached, the flag only tells it that the
@@ -22,11 +33,13 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::control::{Connection, ExecRequest, Reply, Request};
-use super::reap::Pass;
 use super::runsc::{logged_errors, CONTROL_LOG_FILE};
 use super::supervisor::Shared;
 
 static EXEC_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// How long the supervisor waits for a caller to take a message.
+const CLIENT_WRITE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Accepts control connections until the process ends.
 pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
@@ -41,59 +54,57 @@ pub fn serve(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 fn handle(mut connection: Connection, shared: &Arc<Shared>) {
+    // A caller that stops reading (stopped, or gone without closing) must
+    // not hold a supervisor thread forever.
+    let _ = connection.stream().set_write_timeout(Some(CLIENT_WRITE_LIMIT));
     let Ok(Some((request, fds))) = connection.receive::<Request>() else { return };
     let reply = match request {
-        _ if !shared.is_running() => Reply::Error { message: "the container is not running".into() },
+        // As a signal to `nucleus run`: queued while the sandbox boots (a
+        // stop signal aborts the boot), delivered once the workload runs.
         Request::Kill { signal, all } => match Signal::try_from(signal) {
-            Ok(signal) => kill(shared, signal, all),
+            Ok(signal) => match shared.send(signal, all) {
+                Ok(()) => Reply::Ok,
+                Err(e) => Reply::Error { message: e.to_string() },
+            },
             Err(_) => Reply::Error { message: format!("{signal} is not a signal") },
         },
+        _ if !shared.is_running() => Reply::Error { message: "the container is not running".into() },
         Request::Exec(request) => return exec(connection, shared, request, fds),
         Request::Signal { .. } => Reply::Error { message: "no command runs on this connection".into() },
     };
     let _ = connection.send(&reply, &[]);
 }
 
-fn kill(shared: &Shared, signal: Signal, all: bool) -> Reply {
-    let mut args = vec!["kill"];
-    if all {
-        args.push("--all");
-    }
-    let name = signal.as_str().trim_start_matches("SIG").to_string();
-    args.extend([shared.plan.runsc_id.as_str(), name.as_str()]);
-    match shared.control_call(&args) {
-        Ok(_) => Reply::Ok,
-        Err(e) => Reply::Error { message: e.to_string() },
-    }
-}
-
 /// Runs one `exec` request to its end.
-fn exec(mut connection: Connection, shared: &Arc<Shared>, request: ExecRequest, fds: Vec<OwnedFd>) {
+fn exec(connection: Connection, shared: &Arc<Shared>, request: ExecRequest, fds: Vec<OwnedFd>) {
     // `runsc exec` is waited for by pid, so the final sweep must not reap
-    // it: the pass is held from spawning it to reaping it, and no longer.
+    // it; and the sweep waits for the pass, so the caller hears how its
+    // command ended even when the container ends with it. Sending never
+    // waits long (a short line, a write timeout); nothing here waits for
+    // the caller to read it.
     let Some(pass) = shared.reaping.pass() else {
         let _ = connection.send(&Reply::Error { message: "the container is stopping".into() }, &[]);
         return;
     };
-    let n = EXEC_COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = &shared.plan.dir;
-    let pid_file = dir.join(format!("exec-{n}.pid"));
-    let outcome = start(shared, &request, fds, &pid_file);
-    let mut child = match outcome {
-        Ok(child) => child,
-        Err(message) => {
-            let _ = connection.send(&Reply::Error { message }, &[]);
-            return;
-        }
-    };
-    let state = Arc::new(Mutex::new(ExecState::Starting { pending: Vec::new() }));
-    watch_client(&connection, shared, Arc::clone(&state));
-    let reply = finish(&mut child, &pid_file, &state, &connection, shared, &pass);
-    drop(pass);
-    *state.lock().unwrap_or_else(|p| p.into_inner()) = ExecState::Ended;
+    let reply = run_command(&connection, shared, &request, fds);
     let _ = connection.send(&reply, &[]);
+    drop(pass);
+}
+
+/// Starts `runsc exec` and waits for it; the reply for the caller.
+fn run_command(connection: &Connection, shared: &Arc<Shared>, request: &ExecRequest, fds: Vec<OwnedFd>) -> Reply {
+    let n = EXEC_COUNTER.fetch_add(1, Ordering::SeqCst);
+    let pid_file = shared.plan.dir.join(format!("exec-{n}.pid"));
+    let mut child = match start(shared, request, fds, &pid_file) {
+        Ok(child) => child,
+        Err(message) => return Reply::Error { message },
+    };
+    let state = Arc::new(Mutex::new(ExecState::Starting { pending: Vec::new(), caller_gone: false }));
+    watch_client(connection, shared, Arc::clone(&state));
+    let reply = finish(&mut child, &pid_file, &state, connection, shared);
+    *state.lock().unwrap_or_else(|p| p.into_inner()) = ExecState::Ended;
     let _ = std::fs::remove_file(&pid_file);
-    let _ = connection.receive::<Request>();
+    reply
 }
 
 /// Spawns `runsc exec` with the caller's stdio.
@@ -130,56 +141,117 @@ fn start(
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum ExecState {
     /// `runsc exec` has not said the command's pid yet; signals the caller
-    /// sends meanwhile wait here (the command may already be running).
+    /// sends meanwhile wait here (the command may already be running), and
+    /// so does the news that the caller is gone.
     Starting {
         pending: Vec<Signal>,
+        caller_gone: bool,
     },
     /// Running as this pid inside the container.
     Running(i32),
     Ended,
 }
 
-/// `runsc kill --pid` of an `exec`'d command, under the caller's pass.
-fn signal_command(shared: &Shared, pass: &Pass<'_>, pid: i32, signal: Signal) {
+/// `runsc kill --pid` of an `exec`'d command.
+fn signal_command(shared: &Shared, pid: i32, signal: Signal) {
     let text = signal.as_str().trim_start_matches("SIG");
-    let args = ["kill", "--pid", &pid.to_string(), &shared.plan.runsc_id, text];
-    if let Err(e) = shared.control_call_with(pass, &args) {
+    if let Err(e) = shared.control_call(&["kill", "--pid", &pid.to_string(), &shared.plan.runsc_id, text]) {
         tracing::debug!("{e}");
     }
 }
 
 /// Forwards the caller's signals to the command; if the caller goes away
-/// while the command runs, the command is killed.
+/// while the command runs, the command and its descendants are ended.
 fn watch_client(connection: &Connection, shared: &Arc<Shared>, state: Arc<Mutex<ExecState>>) {
     let Ok(stream) = connection.stream().try_clone() else { return };
     let shared = Arc::clone(shared);
     std::thread::spawn(move || {
         let Ok(mut client) = Connection::new(stream) else { return };
         loop {
-            let (signal, gone) = match client.receive::<Request>() {
-                Ok(Some((Request::Signal { signal }, _))) => (Signal::try_from(signal).ok(), false),
+            let signal = match client.receive::<Request>() {
+                Ok(Some((Request::Signal { signal }, _))) => Signal::try_from(signal).ok(),
                 Ok(Some(_)) => continue,
-                _ => (Some(Signal::SIGKILL), true),
+                _ => None,
             };
-            if let Some(signal) = signal {
-                let mut now = state.lock().unwrap_or_else(|p| p.into_inner());
-                match &mut *now {
-                    ExecState::Starting { pending } => pending.push(signal),
-                    ExecState::Running(pid) => {
-                        let pid = *pid;
-                        drop(now);
-                        if let Some(pass) = shared.reaping.pass() {
-                            signal_command(&shared, &pass, pid, signal);
-                        }
+            let mut now = state.lock().unwrap_or_else(|p| p.into_inner());
+            match (&mut *now, signal) {
+                (ExecState::Starting { pending, .. }, Some(signal)) => pending.push(signal),
+                (ExecState::Starting { caller_gone, .. }, None) => *caller_gone = true,
+                (ExecState::Running(pid), signal) => {
+                    let pid = *pid;
+                    drop(now);
+                    match signal {
+                        Some(signal) => signal_command(&shared, pid, signal),
+                        None => end_tree(&shared, pid),
                     }
-                    ExecState::Ended => {}
                 }
+                (ExecState::Ended, _) => {}
             }
-            if gone {
+            if signal.is_none() {
                 return;
             }
         }
     });
+}
+
+/// How many times the tree is listed while stopping it, at most: each
+/// round stops what the last one found, and a stopped process forks no
+/// more, so a tree is whole after a round that finds nothing new.
+const TREE_ROUNDS: usize = 16;
+
+/// Ends `root` and every process that descends from it: SIGSTOP from the
+/// top down until a listing finds nothing new, then SIGKILL to all.
+/// Killing first would let a child be re-parented out of the tree before
+/// it is found.
+fn end_tree(shared: &Shared, root: i32) {
+    let mut stopped: Vec<i32> = Vec::new();
+    for _ in 0..TREE_ROUNDS {
+        let Ok(table) = shared.control_call(&["ps", &shared.plan.runsc_id]) else { break };
+        let new: Vec<i32> =
+            descendants(&parse_ps(&table), root).into_iter().filter(|pid| !stopped.contains(pid)).collect();
+        if new.is_empty() {
+            break;
+        }
+        for pid in new {
+            signal_command(shared, pid, Signal::SIGSTOP);
+            stopped.push(pid);
+        }
+    }
+    if !stopped.contains(&root) {
+        stopped.push(root);
+    }
+    for pid in stopped {
+        signal_command(shared, pid, Signal::SIGKILL);
+    }
+}
+
+/// `(pid, ppid)` of each process in `runsc ps`'s table (`UID PID PPID …`).
+fn parse_ps(table: &str) -> Vec<(i32, i32)> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            let pid = fields.next()?.parse().ok()?;
+            let ppid = fields.next()?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect()
+}
+
+/// `root` (if it is listed) and every process below it, parents first.
+fn descendants(processes: &[(i32, i32)], root: i32) -> Vec<i32> {
+    let mut tree: Vec<i32> = processes.iter().filter(|(pid, _)| *pid == root).map(|(pid, _)| *pid).collect();
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for (pid, ppid) in processes {
+            if *ppid == parent && !tree.contains(pid) {
+                tree.push(*pid);
+            }
+        }
+        i += 1;
+    }
+    tree
 }
 
 /// Waits for `runsc exec`; tells the caller when the command runs and how
@@ -190,7 +262,6 @@ fn finish(
     state: &Mutex<ExecState>,
     connection: &Connection,
     shared: &Shared,
-    pass: &Pass<'_>,
 ) -> Reply {
     let log = shared.plan.dir.join(CONTROL_LOG_FILE);
     let errors_before = logged_errors(&log).len();
@@ -203,9 +274,12 @@ fn finish(
                     ExecState::Running(started),
                 );
                 let _ = connection.send(&Reply::Started { pid: started }, &[]);
-                if let ExecState::Starting { pending } = before {
+                if let ExecState::Starting { pending, caller_gone } = before {
                     for signal in pending {
-                        signal_command(shared, pass, started, signal);
+                        signal_command(shared, started, signal);
+                    }
+                    if caller_gone {
+                        end_tree(shared, started);
                     }
                 }
             }
@@ -224,5 +298,24 @@ fn finish(
         _ => Reply::Error {
             message: new_errors.last().cloned().unwrap_or_else(|| format!("runsc exec failed ({status})")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_is_found_in_runsc_ps_parents_first() {
+        let table = "UID       PID       PPID      C         TTY       STIME     TIME      CMD\n\
+                     0         1         0         0         ?         01:00     10ms      sh\n\
+                     0         15        0         0         ?         01:01     0s        sh\n\
+                     0         17        15        0         ?         01:01     0s        sleep\n\
+                     0         18        17        0         ?         01:01     0s        sleep 30\n\
+                     0         19        1         0         ?         01:01     0s        sleep\n";
+        let processes = parse_ps(table);
+        assert_eq!(processes, [(1, 0), (15, 0), (17, 15), (18, 17), (19, 1)]);
+        assert_eq!(descendants(&processes, 15), [15, 17, 18]);
+        assert_eq!(descendants(&processes, 42), Vec::<i32>::new(), "a command that is gone has no tree");
     }
 }

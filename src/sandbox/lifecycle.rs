@@ -2,16 +2,17 @@
 //! `nucleus run` supervises, through their records and the supervisor's
 //! control socket.
 
-use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use super::control::{Connection, ExecRequest, Reply, Request};
+use super::stdio::{self, StartGate};
 use super::tty;
-use crate::state::record::{process_alive, Status};
+use crate::state::record::{ProcessRef, Status};
 use crate::state::{Container, StateRoot};
 use crate::{Error, Result};
 
@@ -133,11 +134,41 @@ fn ask(container: &Container, request: &Request) -> Result<Reply> {
     if container.status() == Status::Stopped {
         return Err(not_running());
     }
-    let mut connection = Connection::connect(container.dir()).map_err(|_| not_running())?;
+    let mut connection = connect(container).ok_or_else(not_running)?;
+    // The supervisor answers within its own bound on runsc; one that does
+    // not (stopped, wedged) must not hang the caller.
+    let _ = connection.stream().set_read_timeout(Some(ANSWER_LIMIT));
     connection.send(request, &[]).map_err(|_| not_running())?;
     match connection.receive::<Reply>() {
         Ok(Some((reply, _))) => Ok(reply),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(Error::container(
+                container.name(),
+                format!("its supervisor did not answer within {} s", ANSWER_LIMIT.as_secs()),
+            ))
+        }
         _ => Err(not_running()),
+    }
+}
+
+/// How long `kill` waits for the supervisor's answer: longer than the
+/// supervisor waits for runsc.
+const ANSWER_LIMIT: Duration = Duration::from_secs(15);
+
+/// Connects to the container's supervisor. Its record is written before
+/// the supervisor exists and listens (`nucleus run --name x & nucleus kill
+/// x`): while the container is being created, the socket is waited for,
+/// at most [`ANSWER_LIMIT`]. `None` once it is not there and will not be.
+fn connect(container: &Container) -> Option<Connection> {
+    let deadline = std::time::Instant::now() + ANSWER_LIMIT;
+    loop {
+        if let Ok(connection) = Connection::connect(container.dir()) {
+            return Some(connection);
+        }
+        if container.status() != Status::Creating || std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -149,12 +180,18 @@ pub fn kill(container: &Container, signal: Signal, all: bool) -> Result<()> {
     }
 }
 
-/// Removes a stopped container; with `force`, stops a running one first
-/// (SIGKILL to its workload, and if its supervisor does not end within a
-/// few seconds, to the supervisor).
-pub fn delete(state: &StateRoot, container: Container, force: bool) -> Result<()> {
+/// Removes a stopped container; with `force`, stops a running one first:
+/// SIGKILL to its workload, then, for any that has not ended within a few
+/// seconds, to `nucleus run` (whose supervisor then cleans up) and to the
+/// supervisor itself. A container is discarded only once neither runs.
+pub fn delete(container: Container, force: bool) -> Result<()> {
     let Some(record) = container.record() else { return container.discard() };
-    if record.current_status() != Status::Stopped {
+    if record.winding_down() {
+        // Its supervisor is cleaning up after a killed `nucleus run`.
+        if !record.wait_until_ended(crate::state::WINDING_DOWN_LIMIT) {
+            return Err(Error::container(container.name(), "is still being stopped; try again"));
+        }
+    } else if record.current_status() != Status::Stopped {
         if !force {
             return Err(Error::container(
                 container.name(),
@@ -165,25 +202,24 @@ pub fn delete(state: &StateRoot, container: Container, force: bool) -> Result<()
             ));
         }
         let _ = kill(&container, Signal::SIGKILL, true);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while process_alive(record.supervisor_pid, record.supervisor_start) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if process_alive(record.supervisor_pid, record.supervisor_start) {
-            let pid = nix::unistd::Pid::from_raw(record.supervisor_pid as i32);
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while process_alive(record.supervisor_pid, record.supervisor_start) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
+        let keepers =
+            [Some(ProcessRef { pid: record.supervisor_pid, start: record.supervisor_start }), record.supervisor];
+        for keeper in keepers.into_iter().flatten() {
+            if !record.wait_until_ended(STOP_LIMIT) && keeper.alive() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(keeper.pid as i32), Signal::SIGKILL);
             }
         }
+        if !record.wait_until_ended(STOP_LIMIT) {
+            return Err(Error::container(container.name(), "did not stop; its processes are still there"));
+        }
     }
-    // The supervisor may have removed it on its way out.
-    match state.container(container.name()) {
-        Ok(left) => left.discard(),
-        Err(_) => Ok(()),
-    }
+    // The supervisor may have removed it on its way out, and a new run may
+    // have taken the name since: only this container is discarded.
+    container.discard()
 }
+
+/// How long `delete --force` gives each step of stopping a container.
+const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 /// What `nucleus exec` asks for.
 pub struct ExecOptions {
@@ -203,13 +239,26 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
     }
     let mut connection =
         Connection::connect(container.dir()).map_err(|_| Error::container(container.name(), "is not running"))?;
+    let gate = StartGate::new();
+    let ended = Arc::new(Ended::default());
     let (fds, relays, master) = if request.tty {
         let (master, replica) = tty::open_pair()?;
         let copy = || replica.try_clone().map_err(|e| Error::setup("duplicate the terminal", e));
-        (vec![copy()?, copy()?, replica], Vec::new(), Some(master))
+        (vec![copy()?, copy()?, replica], None, Some(master))
     } else {
-        let (fds, relays) = exec_stdio(request.interactive)?;
-        (fds, relays, None)
+        // As `run` does: SIGPIPE for a command whose reader went away.
+        let socket = connection.stream().try_clone().map_err(|e| Error::setup("duplicate a socket", e))?;
+        let broken = Connection::new(socket).map_err(|e| Error::setup("duplicate a socket", e))?;
+        let ended = Arc::clone(&ended);
+        let on_broken: stdio::OnBrokenPipe = Arc::new(move || {
+            let _ = broken.send(&Request::Signal { signal: Signal::SIGPIPE as i32 }, &[]);
+            // The pipe stays open until the signal has ended the command
+            // (or a command that ignores it had a moment), so its writes
+            // fill the pipe rather than fail, as on the host.
+            ended.wait(SIGPIPE_GRACE);
+        });
+        let (io, relays) = stdio::piped(request.interactive, on_broken, &gate)?;
+        (io.into_fds(), Some(relays), None)
     };
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     connection.send(&Request::Exec(request.clone()), &borrowed).map_err(|e| Error::setup("send the request", e))?;
@@ -226,10 +275,13 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
             _ => return Err(Error::container(container.name(), "stopped while the command ran")),
         };
         match reply {
-            Reply::Started { .. } | Reply::Ok | Reply::Terminal => {}
+            Reply::Started { .. } => gate.started(),
+            Reply::Ok | Reply::Terminal => {}
             Reply::Exited { status } => {
-                for relay in relays {
-                    let _ = relay.join();
+                ended.set();
+                gate.started();
+                if let Some(relays) = relays {
+                    relays.finish();
                 }
                 if let Some(terminal) = terminal {
                     let _ = terminal.join();
@@ -237,42 +289,43 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
                 drop(raw_mode);
                 return Ok(status);
             }
-            Reply::Error { message } => return Err(Error::runsc(message)),
+            Reply::Error { message } => {
+                ended.set();
+                // runsc's own complaint, on the command's stderr: said
+                // once, in nucleus's line, unless its log said it already.
+                let said = gate.never_started();
+                let message = match said {
+                    Some(said) if !message.contains(&said) => format!("{message} ({said})"),
+                    _ => message,
+                };
+                return Err(Error::runsc(message));
+            }
         }
     }
 }
 
-/// The command's stdio: nucleus's stdin (or nothing) and pipes for its
-/// output, copied to nucleus's own as `run` does.
-fn exec_stdio(interactive: bool) -> Result<(Vec<OwnedFd>, Vec<std::thread::JoinHandle<()>>)> {
-    let stdin: OwnedFd = if interactive {
-        std::io::stdin().as_fd().try_clone_to_owned()
-    } else {
-        std::fs::File::open("/dev/null").map(OwnedFd::from)
+/// How long a relay whose reader went away keeps the command's pipe open
+/// after asking for SIGPIPE.
+const SIGPIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// Set once the supervisor says how the command ended.
+#[derive(Default)]
+struct Ended {
+    done: std::sync::Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl Ended {
+    fn set(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
     }
-    .map_err(|e| Error::setup("open the command's stdin", e))?;
-    let mut fds = vec![stdin];
-    let mut relays = Vec::new();
-    for to_stderr in [false, true] {
-        let (read, write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::setup("create a pipe", e))?;
-        fds.push(write);
-        relays.push(std::thread::spawn(move || {
-            let mut from = std::fs::File::from(read);
-            let mut buf = vec![0u8; 64 * 1024];
-            while let Ok(n) = from.read(&mut buf) {
-                let written = if to_stderr {
-                    std::io::stderr().write_all(&buf[..n])
-                } else {
-                    std::io::stdout().write_all(&buf[..n]).and_then(|()| std::io::stdout().flush())
-                };
-                if n == 0 || written.is_err() {
-                    break;
-                }
-            }
-        }));
+
+    /// Waits until set, at most `limit`.
+    fn wait(&self, limit: Duration) {
+        let done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self.changed.wait_timeout_while(done, limit, |done| !*done);
     }
-    Ok((fds, relays))
 }
 
 /// Passes the caller's signals to the command, and window changes to its

@@ -93,6 +93,7 @@ pub fn launch(
         cgroups_path: container_plan.cgroups_path.clone(),
         keep: container_plan.keep,
         exit_status: None,
+        supervisor: None,
     };
     let container = state.reserve(&record, replace)?;
     tracing::info!(name = %record.id, digest = %record.digest, "reserved the container");
@@ -106,8 +107,14 @@ pub fn launch(
         let _ = container.discard();
         return Err(Error::setup("create a pid namespace", e));
     }
-    let (from_parent_read, from_parent_write) = pipe()?;
-    let (to_parent_read, to_parent_write) = pipe()?;
+    let pipes = pipe().and_then(|from_parent| Ok((from_parent, pipe()?)));
+    let ((from_parent_read, from_parent_write), (to_parent_read, to_parent_write)) = match pipes {
+        Ok(pipes) => pipes,
+        Err(e) => {
+            let _ = container.discard();
+            return Err(e);
+        }
+    };
     let inputs = Inputs {
         plan,
         sources,
@@ -118,17 +125,45 @@ pub fn launch(
         listeners,
         from_parent: from_parent_read,
         to_parent: to_parent_write,
+        terminal_mode: raw_mode.as_ref().map(tty::RawMode::saved),
     };
-    let supervisor = fork_supervisor(inputs)?;
+    let (supervisor, [from_parent_write, to_parent_read]) =
+        match fork_supervisor(inputs, [from_parent_write, to_parent_read]) {
+            Ok(forked) => forked,
+            Err(e) => {
+                discard_if_abandoned(plan, container_plan, state, me);
+                return Err(e);
+            }
+        };
+    // The supervisor waits for its own pid as this namespace sees it, to
+    // put in the record before it does anything.
+    let mut hello = vec![from_parent::HELLO];
+    hello.extend_from_slice(&(supervisor.as_raw() as u32).to_le_bytes());
+    let _ = nix::unistd::write(&from_parent_write, &hello);
     let code = parent(supervisor, signals, from_parent_write, to_parent_read);
     drop(raw_mode);
-    // The supervisor cleans up after itself; if it was killed, do it here.
-    if let Ok(container) = state.container(&container_plan.layout.name) {
-        if container.record().is_some_and(|r| r.died()) {
-            let _ = container.discard();
+    discard_if_abandoned(plan, container_plan, state, me);
+    code
+}
+
+/// After the supervisor has ended: it records how the run ended and cleans
+/// up after itself, unless it was killed. Its record then still says
+/// creating or running, and names this process, which is alive, so no
+/// one else would ever take it for dead before this process exits: discard
+/// it here, with what runsc made for it, once the mounts the supervisor
+/// made in this process's namespace are detached. A record that names
+/// another process belongs to a later run of the same name and is left
+/// alone.
+fn discard_if_abandoned(plan: &LaunchPlan, container_plan: &crate::plan::ContainerPlan, state: &StateRoot, me: u32) {
+    let Ok(container) = state.container(&container_plan.layout.name) else { return };
+    let Some(record) = container.record() else { return };
+    let ours = record.supervisor_pid == me && Some(record.supervisor_start) == process_start_time(me);
+    if ours && record.status != Status::Stopped {
+        supervisor::detach_staged(plan, container_plan);
+        if let Err(e) = container.discard() {
+            report(&e);
         }
     }
-    code
 }
 
 /// Takes `nucleus run` into a mount namespace of its own (after a user
@@ -156,15 +191,20 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Forks the supervisor, pid 1 of the new pid namespace. Only here may the
-/// process fork without exec.
-fn fork_supervisor(inputs: Inputs<'_>) -> Result<Pid> {
+/// process fork without exec. `parent_ends` are this process's ends of the
+/// pipes to the supervisor: the supervisor closes its copies at once, so
+/// that its end sees EOF exactly when `nucleus run` is gone.
+fn fork_supervisor(inputs: Inputs<'_>, parent_ends: [OwnedFd; 2]) -> Result<(Pid, [OwnedFd; 2])> {
     // SAFETY: nucleus has started no thread yet (signals are blocked before
     // any, the Nix queries' reader threads have been joined), so the child
     // is a whole copy of a single-threaded process: it may allocate, lock
     // and run any code, as any process may.
     match unsafe { fork() } {
-        Ok(ForkResult::Child) => std::process::exit(supervisor::run(inputs)),
-        Ok(ForkResult::Parent { child }) => Ok(child),
+        Ok(ForkResult::Child) => {
+            drop(parent_ends);
+            std::process::exit(supervisor::run(inputs))
+        }
+        Ok(ForkResult::Parent { child }) => Ok((child, parent_ends)),
         Err(e) => Err(Error::setup("start the supervisor", e)),
     }
 }

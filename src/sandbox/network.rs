@@ -1,6 +1,9 @@
 //! `--network sandbox`: gVisor's own network stack over a network namespace
 //! the supervisor prepares, and published ports.
 //!
+//! With `--network none` the supervisor still moves into a network
+//! namespace of its own, for runsc's control socket (see [`prepare`]).
+//!
 //! Without published ports the sandbox gets a fresh namespace with only
 //! loopback (or, when nucleus was started in a namespace other than the
 //! host's, that one: `ip netns exec NS nucleus run …`).
@@ -63,7 +66,16 @@ pub struct Link {
 /// before /proc was replaced by the sandbox's.
 pub fn prepare(plan: &NetworkPlan, in_host_namespace: bool) -> Result<Option<Link>> {
     match plan {
-        NetworkPlan::None | NetworkPlan::Host => Ok(None),
+        // runsc's control socket is an abstract socket named after the
+        // container, and lives in the network namespace runsc starts in:
+        // in the host's, two runs of one name under different state roots
+        // (two services, two test runs) would collide. The sandbox itself
+        // gets a namespace of its own from runsc either way.
+        NetworkPlan::None => {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::setup("create a network namespace", e))?;
+            Ok(None)
+        }
+        NetworkPlan::Host => Ok(None),
         NetworkPlan::Sandbox { .. } if plan.needs_link() => prepare_link().map(Some),
         NetworkPlan::Sandbox { .. } if in_host_namespace => {
             unshare(CloneFlags::CLONE_NEWNET).map_err(|e| Error::setup("create a network namespace", e))?;

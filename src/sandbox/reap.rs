@@ -8,10 +8,18 @@
 //! that worked. So a thread holds a [`Pass`] from spawning its child to
 //! reaping it, and the final sweep first closes the gate and waits until
 //! no pass is out.
+//!
+//! The sweep never queues behind the passes as a writer of the lock would:
+//! a waiting writer makes every new reader wait, and a thread that takes a
+//! second pass while holding one (a control call made while `runsc exec`
+//! runs) would then wait for a sweep that waits for it. Instead it refuses
+//! new passes, then kills and polls until the last pass is back; each
+//! round's kill also ends any child started just before the gate closed.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -21,38 +29,44 @@ use nix::unistd::Pid;
 
 use crate::{Error, Result};
 
+/// How often the sweep looks whether the last pass is back.
+const SWEEP_POLL: Duration = Duration::from_millis(5);
+
 /// Lets threads wait for their own children until the final sweep.
 #[derive(Default)]
 pub struct ReapGate {
-    /// True once the sweep has begun; readers are threads with a child.
-    closed: RwLock<bool>,
+    /// Set when the sweep begins: no new pass from then on.
+    closing: AtomicBool,
+    /// Readers are threads with a child; the sweep takes it to write.
+    passes: RwLock<()>,
 }
 
-/// Held while a thread has a child it will wait for by pid. A thread never
-/// takes a second pass while it holds one: once a sweep waits for the
-/// first, the second would wait for the sweep.
-pub struct Pass<'a>(#[allow(dead_code)] RwLockReadGuard<'a, bool>);
+/// Held while a thread has a child it will wait for by pid.
+pub struct Pass<'a>(#[allow(dead_code)] RwLockReadGuard<'a, ()>);
 
 impl ReapGate {
     /// A pass, unless the sweep has begun (then the container is ending and
-    /// nothing new may start).
+    /// nothing new may start). A thread may hold several at once.
     pub fn pass(&self) -> Option<Pass<'_>> {
-        let closed = self.closed.read().unwrap_or_else(|p| p.into_inner());
-        if *closed {
-            None
-        } else {
-            Some(Pass(closed))
+        if self.closing.load(Ordering::SeqCst) {
+            return None;
         }
+        Some(Pass(self.passes.read().unwrap_or_else(|p| p.into_inner())))
     }
 
-    /// Ends every other process of the namespace and reaps them all. The
-    /// first kill also ends the children threads are waiting for, so their
-    /// passes come back promptly; the lock then keeps new ones from being
-    /// handed out while the sweep runs.
+    /// Ends every other process of the namespace and reaps them all, once
+    /// no thread holds a pass. Every kill also ends the children threads
+    /// are waiting for, so their passes come back promptly.
     pub fn kill_and_reap_all(&self) {
-        kill_everything();
-        let mut closed = self.closed.write().unwrap_or_else(|p| p.into_inner());
-        *closed = true;
+        self.closing.store(true, Ordering::SeqCst);
+        let _sweeping = loop {
+            kill_everything();
+            match self.passes.try_write() {
+                Ok(guard) => break guard,
+                Err(TryLockError::Poisoned(p)) => break p.into_inner(),
+                Err(TryLockError::WouldBlock) => std::thread::sleep(SWEEP_POLL),
+            }
+        };
         kill_everything();
         reap_all();
     }
@@ -113,4 +127,37 @@ pub fn kill_everything() {
 
 fn reap_all() {
     while waitpid(Pid::from_raw(-1), None).is_ok() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn nested_passes_never_wait_for_a_sweep_that_waits_for_them() {
+        let gate = Arc::new(ReapGate::default());
+        let outer = gate.pass().unwrap();
+        let sweeper = Arc::clone(&gate);
+        // kill_and_reap_all would signal this test's process group; the
+        // gate's own protocol is what is checked here.
+        let sweep = std::thread::spawn(move || {
+            sweeper.closing.store(true, Ordering::SeqCst);
+            loop {
+                if sweeper.passes.try_write().is_ok() {
+                    return;
+                }
+                std::thread::sleep(SWEEP_POLL);
+            }
+        });
+        while !gate.closing.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // A second pass taken while holding one does not block.
+        let inner = gate.passes.read().unwrap();
+        drop(inner);
+        assert!(gate.pass().is_none(), "no new pass once the sweep began");
+        drop(outer);
+        sweep.join().unwrap();
+    }
 }

@@ -4,8 +4,10 @@
 //! so the reaper of everything runsc starts: when it ends, for any reason,
 //! SIGKILL included, the kernel kills every process left in the namespace,
 //! and its private mount namespace (the store view, the staged sources, the
-//! secrets) goes with it. It dies with `nucleus run` (PDEATHSIG), and as pid
-//! 1 it ignores every signal it has no handler for, so a terminal's Ctrl-C
+//! secrets) goes with it. When `nucleus run` is killed, the supervisor sees
+//! the end of its pipe from it, kills the workload and cleans up as after
+//! any end (until that watch runs, PDEATHSIG kills it instead). As pid 1 it
+//! ignores every signal it has no handler for, so a terminal's Ctrl-C
 //! reaches it only as a message from `nucleus run`.
 //!
 //! ```text
@@ -25,7 +27,7 @@ use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,14 +35,14 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::reap::{kill_everything, Pass, ReapGate};
+use super::reap::{kill_everything, ReapGate};
 use super::runsc::{failure_cause, logged_errors, RunscFlags};
 use super::{control, exec, mounts, network, stdio, tty};
 use crate::host::sources::HostSources;
 use crate::nix::command::Deadline;
 use crate::plan::{ContainerPlan, LaunchPlan, NetworkPlan, StagedKind, StorePlan};
 use crate::request::PortMapping;
-use crate::state::record::{ContainerRecord, Status};
+use crate::state::record::{ContainerRecord, ProcessRef, Status};
 use crate::state::Container;
 use crate::{Error, Result};
 
@@ -53,6 +55,9 @@ pub const CONTROL_CALL_LIMIT: Duration = Duration::from_secs(5);
 
 /// Messages from `nucleus run` to the supervisor, one byte each.
 pub mod from_parent {
+    /// The first message, followed by the supervisor's own pid as
+    /// `nucleus run` sees it (4 bytes, little-endian).
+    pub const HELLO: u8 = b'h';
     /// Followed by a signal number byte: forward this signal.
     pub const SIGNAL: u8 = b's';
     /// The terminal's size changed.
@@ -78,21 +83,58 @@ pub struct Inputs<'a> {
     pub listeners: Vec<(PortMapping, TcpListener)>,
     pub from_parent: OwnedFd,
     pub to_parent: OwnedFd,
+    /// The terminal's mode before `nucleus run` made it raw (with `-t`),
+    /// restored here if `nucleus run` is killed.
+    pub terminal_mode: Option<nix::sys::termios::Termios>,
 }
 
 /// State shared by the supervisor's threads.
 pub struct Shared {
     pub runsc: RunscFlags,
     pub plan: ContainerPlanView,
-    started: AtomicBool,
-    stopping: AtomicBool,
+    /// Where the workload is; every signal for it goes through this lock.
+    phase: Mutex<Phase>,
+    /// Signalled when the phase changes.
+    phase_changed: std::sync::Condvar,
     timed_out: AtomicBool,
-    /// A stop signal that arrived while the sandbox was booting.
-    abort: AtomicI32,
+    /// `nucleus run` is gone: nothing is reported, there is no one to tell.
+    orphaned: AtomicBool,
     to_parent: Mutex<File>,
+    /// See [`Inputs::terminal_mode`].
+    terminal_mode: Mutex<Option<nix::sys::termios::Termios>>,
     window: Mutex<Option<OwnedFd>>,
     /// Threads' children against the final `waitpid(-1)`.
     pub reaping: ReapGate,
+}
+
+/// Where the workload is in its life, as the signals sent to it see it.
+///
+/// Signals come from `nucleus run` (the caller's), from `nucleus kill`
+/// (the control socket), from the output relays (SIGPIPE) and from the
+/// timeout. One lock orders each of them against the moment the workload
+/// starts, so none is lost between "still booting" and "running".
+#[derive(Debug)]
+enum Phase {
+    /// runsc is starting the sandbox. Signals wait here, in order; a stop
+    /// signal among them also aborts the boot if it is still under way.
+    Booting { pending: Vec<Delivery> },
+    /// The workload runs: signals go to it at once.
+    Running,
+    /// The workload has ended, or the boot failed: nothing more is sent.
+    Stopping,
+}
+
+/// One signal for the workload: its first process, or every process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Delivery {
+    signal: Signal,
+    all: bool,
+}
+
+/// The signals that end a run: during the boot they abort it, and systemd
+/// hears STOPPING=1 when they are sent to a running workload.
+fn stops(signal: Signal) -> bool {
+    matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT | Signal::SIGKILL)
 }
 
 /// The parts of the plan the threads need.
@@ -124,11 +166,12 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
             dir_fd,
             user: plan.user,
         },
-        started: AtomicBool::new(false),
-        stopping: AtomicBool::new(false),
+        phase: Mutex::new(Phase::Booting { pending: Vec::new() }),
+        phase_changed: std::sync::Condvar::new(),
         timed_out: AtomicBool::new(false),
-        abort: AtomicI32::new(0),
+        orphaned: AtomicBool::new(false),
         to_parent: Mutex::new(File::from(to_parent)),
+        terminal_mode: Mutex::new(inputs.terminal_mode.clone()),
         window: Mutex::new(None),
         reaping: ReapGate::default(),
     });
@@ -138,10 +181,13 @@ pub fn run(mut inputs: Inputs<'_>) -> i32 {
     let code = match outcome {
         Ok(code) => code,
         Err(e) => {
-            super::report(&e);
+            if !shared.orphaned.load(Ordering::SeqCst) {
+                super::report(&e);
+            }
             e.exit_status()
         }
     };
+    shared.stop();
     shared.event(to_parent::STOPPING);
     clean_up(inputs.plan, plan, &shared, &inputs.container, &mut record, code);
     code
@@ -154,7 +200,9 @@ fn supervise(
     shared: &Arc<Shared>,
     record: &mut ContainerRecord,
 ) -> Result<i32> {
-    guard_parent(&inputs.from_parent)?;
+    record.supervisor = hello(&inputs.from_parent, shared)?;
+    inputs.container.write_record(record)?;
+    guard_parent(&inputs.from_parent, shared)?;
     // In `nucleus run`'s private mount namespace, where the sources were
     // opened: only there can they be mounted from their descriptors.
     prepare_filesystem(plan, inputs.sources)?;
@@ -169,12 +217,16 @@ fn supervise(
     if matches!(plan.network, NetworkPlan::Sandbox { .. }) {
         mounts::hide_root_network_marker()?;
     }
-    let listener = control::listen(inputs.container.dir()).map_err(|e| Error::setup("open the control socket", e))?;
-    let server = Arc::clone(shared);
-    std::thread::spawn(move || exec::serve(listener, server));
     let messages = Arc::clone(shared);
     let from_parent = inputs.from_parent.try_clone().map_err(|e| Error::setup("duplicate a pipe", e))?;
     std::thread::spawn(move || relay_parent_messages(from_parent, messages));
+    // From here on the thread above notices `nucleus run`'s end, and the
+    // run ends as any other, cleaned up (the control socket appears only
+    // once this holds).
+    nix::sys::prctl::set_pdeathsig(None).map_err(|e| Error::setup("untie the supervisor from nucleus", e))?;
+    let listener = control::listen(inputs.container.dir()).map_err(|e| Error::setup("open the control socket", e))?;
+    let server = Arc::clone(shared);
+    std::thread::spawn(move || exec::serve(listener, server));
     if let Some(link) = &link {
         link.forward(listeners)?;
     }
@@ -182,14 +234,17 @@ fn supervise(
     let started = boot(plan, shared, inputs.container.dir(), &inputs.deadline)?;
     record.status = Status::Running;
     record.sandbox_pid = Some(started.pid.as_raw() as u32);
-    inputs.container.write_record(record)?;
+    // The workload runs: a full disk must not end it, nor take its status.
+    if let Err(e) = inputs.container.write_record(record) {
+        tracing::warn!("{e}; `nucleus ps` shows the container as being created");
+    }
     announce_ready(plan, shared, link.as_ref());
     if let Some(remaining) = inputs.deadline.remaining() {
         let timer = Arc::clone(shared);
         std::thread::spawn(move || enforce_timeout(timer, remaining, started.pid));
     }
     let status = wait_for_sandbox(started.pid);
-    shared.stopping.store(true, Ordering::SeqCst);
+    shared.stop();
     shared.event(to_parent::STOPPING);
     started.output.finish();
     tracing::info!(?status, "the sandbox ended");
@@ -198,18 +253,39 @@ fn supervise(
     Ok(code)
 }
 
-/// Dies with `nucleus run`: SIGKILL when it goes, and if it is already gone
-/// (it died before the line above took effect), exit now.
-fn guard_parent(from_parent: &OwnedFd) -> Result<()> {
+/// Waits for `nucleus run`'s first message: this process's pid in its
+/// namespace, from which the record learns who to judge alive. If
+/// `nucleus run` is gone before it could say it, the run ends here.
+fn hello(from_parent: &OwnedFd, shared: &Shared) -> Result<Option<ProcessRef>> {
+    let mut message = [0u8; 5];
+    let mut pipe = File::from(from_parent.try_clone().map_err(|e| Error::setup("duplicate a pipe", e))?);
+    if pipe.read_exact(&mut message).is_err() || message[0] != from_parent::HELLO {
+        shared.orphaned.store(true, Ordering::SeqCst);
+        return Err(Error::SandboxDied { reason: "nucleus run is gone".into() });
+    }
+    let pid = u32::from_le_bytes([message[1], message[2], message[3], message[4]]);
+    // /proc is still nucleus run's here, where that pid is this process.
+    Ok(ProcessRef::of(pid))
+}
+
+/// Until the thread that reads `nucleus run`'s messages runs, dies with
+/// `nucleus run` (SIGKILL when it goes); if it is already gone (it died
+/// before that took effect), the run ends here, cleaned up.
+fn guard_parent(from_parent: &OwnedFd, shared: &Shared) -> Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| Error::setup("tie the supervisor to nucleus", e))?;
     let mut fds = [nix::poll::PollFd::new(from_parent.as_fd(), nix::poll::PollFlags::POLLIN)];
     let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO);
     let hung_up = fds[0].revents().is_some_and(|r| r.contains(nix::poll::PollFlags::POLLHUP));
     if hung_up {
-        std::process::exit(crate::error::EXIT_NUCLEUS_FAILED);
+        shared.orphaned.store(true, Ordering::SeqCst);
+        return Err(Error::SandboxDied { reason: "nucleus run is gone".into() });
     }
     Ok(())
 }
+
+/// How long the supervisor of a `nucleus run` that is gone gives the
+/// workload's end, then the final sweep, before it gives up on cleaning.
+const ORPHAN_LIMIT: Duration = Duration::from_secs(10);
 
 /// The staged host sources and the secrets, mounted under the bundle in
 /// `nucleus run`'s private mount namespace.
@@ -269,23 +345,33 @@ fn boot(
         None
     };
     let broken = Arc::clone(shared);
-    let (io, relays) = if console.is_some() {
-        (stdio::RunscStdio { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() }, None)
-    } else {
-        let on_broken: stdio::OnBrokenPipe = Arc::new(move || broken.signal_workload(Signal::SIGPIPE, false));
-        let (io, relays) = stdio::piped(plan.terminal.interactive, on_broken)?;
-        (io, Some(relays))
+    let gate = console.is_none().then(stdio::StartGate::new);
+    let (io, relays) = match &gate {
+        None => ([Stdio::null(), Stdio::null(), Stdio::null()], None),
+        Some(gate) => {
+            let on_broken: stdio::OnBrokenPipe = Arc::new(move || broken.raise_broken_pipe());
+            let (io, relays) = stdio::piped(plan.terminal.interactive, on_broken, gate)?;
+            (io.into_stdio(), Some(relays))
+        }
     };
+    let [stdin, stdout, stderr] = io;
     let mut cmd = shared.runsc.command(&plan.runsc.run_args(&plan.layout, console.is_some()));
-    cmd.stdin(io.stdin).stdout(io.stdout).stderr(io.stderr).current_dir(&plan.layout.dir).process_group(0);
+    cmd.stdin(stdin).stdout(stdout).stderr(stderr).current_dir(&plan.layout.dir).process_group(0);
     cmd.env_remove("NOTIFY_SOCKET");
     tracing::info!(name = %plan.layout.name, "starting the sandbox");
     let child =
         cmd.spawn().map_err(|e| Error::runsc(format!("cannot start {}: {e}", shared.runsc.binary.display())))?;
     drop(cmd);
-    wait_for_boot(child, plan, shared, deadline, relays.as_ref())?;
+    if let Err(failure) = wait_for_boot(child, plan, shared, deadline) {
+        // What runsc wrote on the workload's stderr is said once, below.
+        let said = gate.as_ref().and_then(stdio::StartGate::never_started);
+        return Err(failure.into_error(said));
+    }
+    if let Some(gate) = &gate {
+        gate.started();
+    }
     let pid = read_sandbox_pid(plan)?;
-    shared.started.store(true, Ordering::SeqCst);
+    shared.begin_running();
     let output = match (console, relays) {
         (Some(listener), _) => {
             let master = tty::receive_master(&listener)?;
@@ -293,10 +379,32 @@ fn boot(
             *shared.window.lock().unwrap_or_else(|p| p.into_inner()) = master.try_clone().ok();
             Output::Terminal(tty::relay(master, plan.terminal.interactive)?)
         }
-        (None, Some(relays)) => Output::Pipes(relays.start()),
+        (None, Some(relays)) => Output::Pipes(relays),
         (None, None) => return Err(Error::Plan { reason: "the workload has no output".into() }),
     };
     Ok(Started { pid, output })
+}
+
+/// How `runsc run --detach` failed.
+enum BootFailure {
+    /// runsc exited unsuccessfully; the cause it logged, if any.
+    Exited { status: std::process::ExitStatus, logged: Option<String> },
+    /// nucleus stopped it, or could not watch it.
+    Stopped(Error),
+}
+
+impl BootFailure {
+    /// The error to report; `said` is the last line runsc wrote on stderr,
+    /// the cause when its log has none (a runsc that cannot open its log).
+    fn into_error(self, said: Option<String>) -> Error {
+        match self {
+            BootFailure::Exited { logged: Some(cause), .. } => Error::runsc(cause),
+            BootFailure::Exited { status, logged: None } => {
+                Error::runsc(said.unwrap_or_else(|| format!("runsc exited with {status}")))
+            }
+            BootFailure::Stopped(e) => e,
+        }
+    }
 }
 
 /// Waits for `runsc run --detach`, at most the boot timeout and never past
@@ -306,36 +414,35 @@ fn wait_for_boot(
     plan: &ContainerPlan,
     shared: &Arc<Shared>,
     run_deadline: &Deadline,
-    held: Option<&stdio::PendingRelays>,
-) -> Result<()> {
+) -> Result<(), BootFailure> {
     let deadline = Instant::now() + plan.boot_timeout;
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
             Ok(Some(status)) => {
-                let cause = failure_cause(&plan.layout.runsc_log())
-                    .or_else(|| held.and_then(stdio::PendingRelays::last_line))
-                    .unwrap_or_else(|| format!("runsc exited with {status}"));
-                return Err(Error::runsc(cause));
+                return Err(BootFailure::Exited { status, logged: failure_cause(&plan.layout.runsc_log()) });
             }
             Ok(None) => {}
-            Err(e) => return Err(Error::runsc(format!("cannot wait for runsc: {e}"))),
+            Err(e) => return Err(BootFailure::Stopped(Error::runsc(format!("cannot wait for runsc: {e}")))),
         }
-        let aborted = shared.abort.load(Ordering::SeqCst);
-        if aborted != 0 || Instant::now() >= deadline || run_deadline.expired() {
+        let aborted = shared.abort_requested();
+        if aborted.is_some() || Instant::now() >= deadline || run_deadline.expired() {
             kill_everything();
             let _ = child.wait();
             if run_deadline.expired() {
-                return Err(run_deadline.timeout_error("runsc (starting the sandbox)"));
+                return Err(BootFailure::Stopped(run_deadline.timeout_error("runsc (starting the sandbox)")));
             }
-            if aborted != 0 {
-                return Err(Error::runsc(format!("stopped by signal {aborted} before the sandbox started")));
+            if let Some(signal) = aborted {
+                return Err(BootFailure::Stopped(Error::Interrupted {
+                    signal: signal.to_string(),
+                    during: "before the sandbox started".into(),
+                }));
             }
-            return Err(Error::runsc(format!(
+            return Err(BootFailure::Stopped(Error::runsc(format!(
                 "the sandbox did not start within {} s (--boot-timeout); with --platform kvm, check that \
                  /dev/kvm works here, or use --platform ptrace",
                 plan.boot_timeout.as_secs()
-            )));
+            ))));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -399,31 +506,36 @@ fn exit_code(shared: &Shared, status: Option<WaitStatus>, new_errors: &[String])
 
 fn enforce_timeout(shared: Arc<Shared>, after: Duration, sandbox: Pid) {
     std::thread::sleep(after);
-    if shared.stopping.load(Ordering::SeqCst) {
+    if !shared.is_running() {
         return;
     }
     shared.timed_out.store(true, Ordering::SeqCst);
-    shared.event(to_parent::STOPPING);
     eprintln!("nucleus: --timeout expired; stopping the workload");
-    shared.signal_workload(Signal::SIGTERM, false);
+    shared.send_or_warn(Signal::SIGTERM, false);
     std::thread::sleep(TIMEOUT_GRACE);
-    if !shared.stopping.load(Ordering::SeqCst) {
+    if shared.is_running() {
         let _ = kill(sandbox, Signal::SIGKILL);
     }
 }
 
-/// Signals and window changes from `nucleus run`.
+/// Signals and window changes from `nucleus run`; at the end of the pipe,
+/// `nucleus run` is gone (killed), and so must the container be.
 fn relay_parent_messages(from_parent: OwnedFd, shared: Arc<Shared>) {
     let mut pipe = File::from(from_parent);
     let mut byte = [0u8; 1];
-    while matches!(pipe.read(&mut byte), Ok(1)) {
+    loop {
+        match pipe.read(&mut byte) {
+            Ok(1) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => return shared.parent_gone(),
+        }
         match byte[0] {
             from_parent::SIGNAL => {
                 if pipe.read_exact(&mut byte).is_err() {
                     return;
                 }
                 let Ok(signal) = Signal::try_from(i32::from(byte[0])) else { continue };
-                shared.forward(signal);
+                shared.send_or_warn(signal, false);
             }
             from_parent::WINDOW => {
                 if let Some(master) = shared.window.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
@@ -437,7 +549,11 @@ fn relay_parent_messages(from_parent: OwnedFd, shared: Arc<Shared>) {
 
 impl Shared {
     pub fn is_running(&self) -> bool {
-        self.started.load(Ordering::SeqCst) && !self.stopping.load(Ordering::SeqCst)
+        matches!(*self.phase(), Phase::Running)
+    }
+
+    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn event(&self, event: u8) {
@@ -445,23 +561,72 @@ impl Shared {
         let _ = self.to_parent.lock().unwrap_or_else(|p| p.into_inner()).write_all(&[event]);
     }
 
-    /// A signal `nucleus run` received: during boot, TERM-like ones abort
-    /// it; after, every one goes to the workload.
-    fn forward(&self, signal: Signal) {
-        if !self.started.load(Ordering::SeqCst) {
-            if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT) {
-                self.abort.store(signal as i32, Ordering::SeqCst);
+    /// Sends `signal` to the workload (every process with `all`): now if it
+    /// runs; once it runs if it is booting (a stop signal also aborts a
+    /// boot still under way). Refused once the workload has ended.
+    pub fn send(&self, signal: Signal, all: bool) -> Result<()> {
+        let mut phase = self.phase();
+        match &mut *phase {
+            Phase::Booting { pending } => {
+                pending.push(Delivery { signal, all });
+                Ok(())
             }
-            return;
+            Phase::Running => {
+                drop(phase);
+                self.deliver(Delivery { signal, all })
+            }
+            Phase::Stopping => Err(Error::runsc("the container is not running".to_string())),
         }
-        if matches!(signal, Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT) {
-            self.event(to_parent::STOPPING);
+    }
+
+    /// The stop signal that should abort the boot, if one came.
+    fn abort_requested(&self) -> Option<Signal> {
+        match &*self.phase() {
+            Phase::Booting { pending } => pending.iter().map(|d| d.signal).find(|s| stops(*s)),
+            _ => None,
         }
-        self.signal_workload(signal, false);
+    }
+
+    /// The workload has started: from now on signals go to it, beginning
+    /// with those that came while it booted, in their order.
+    fn begin_running(&self) {
+        let before = std::mem::replace(&mut *self.phase(), Phase::Running);
+        self.phase_changed.notify_all();
+        if let Phase::Booting { pending } = before {
+            for delivery in pending {
+                if let Err(e) = self.deliver(delivery) {
+                    tracing::warn!("cannot send {} to the workload: {e}", delivery.signal);
+                }
+            }
+        }
+    }
+
+    /// The workload has ended (or never started): nothing more is sent.
+    fn stop(&self) {
+        *self.phase() = Phase::Stopping;
+        self.phase_changed.notify_all();
+    }
+
+    /// SIGPIPE for a workload whose reader went away, returning once it
+    /// is delivered (after the boot, if that is still under way): until
+    /// then the relay keeps the pipe open, so the workload's writes only
+    /// fill it and never fail, as on the host, where SIGPIPE comes first.
+    fn raise_broken_pipe(&self) {
+        let mut phase = self.phase();
+        while matches!(*phase, Phase::Booting { .. }) {
+            phase = self.phase_changed.wait(phase).unwrap_or_else(|p| p.into_inner());
+        }
+        if matches!(*phase, Phase::Running) {
+            drop(phase);
+            self.send_or_warn(Signal::SIGPIPE, false);
+        }
     }
 
     /// `runsc kill` of the workload's first process (or every process).
-    pub fn signal_workload(&self, signal: Signal, all: bool) {
+    fn deliver(&self, Delivery { signal, all }: Delivery) -> Result<()> {
+        if stops(signal) {
+            self.event(to_parent::STOPPING);
+        }
         let mut args = vec!["kill"];
         if all {
             args.push("--all");
@@ -469,7 +634,31 @@ impl Shared {
         let name = signal.as_str().trim_start_matches("SIG").to_string();
         args.push(&self.plan.runsc_id);
         args.push(&name);
-        if let Err(e) = self.control_call(&args) {
+        self.control_call(&args).map(|_| ())
+    }
+
+    /// `nucleus run` was killed: the workload is killed as by `delete
+    /// --force` (a boot is aborted), and the run ends and is cleaned up as
+    /// any other, quietly. A watchdog bounds it: past [`ORPHAN_LIMIT`]
+    /// every process of the namespace is killed, and past twice that the
+    /// supervisor exits, which ends the namespace.
+    fn parent_gone(&self) {
+        self.orphaned.store(true, Ordering::SeqCst);
+        if let Some(mode) = self.terminal_mode.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            tty::restore(mode);
+        }
+        let _ = self.send(Signal::SIGKILL, true);
+        std::thread::spawn(|| {
+            std::thread::sleep(ORPHAN_LIMIT);
+            kill_everything();
+            std::thread::sleep(ORPHAN_LIMIT);
+            std::process::exit(crate::error::EXIT_NUCLEUS_FAILED);
+        });
+    }
+
+    /// [`Shared::send`] for senders with no one to tell of a failure.
+    pub fn send_or_warn(&self, signal: Signal, all: bool) {
+        if let Err(e) = self.send(signal, all) {
             tracing::warn!("cannot send {signal} to the workload: {e}");
         }
     }
@@ -477,15 +666,9 @@ impl Shared {
     /// A bounded runsc control call; its stdout on success. Refused once
     /// the final sweep has begun.
     pub fn control_call(&self, args: &[&str]) -> Result<String> {
-        let Some(pass) = self.reaping.pass() else {
+        let Some(_pass) = self.reaping.pass() else {
             return Err(Error::runsc("the container is stopping".to_string()));
         };
-        self.control_call_with(&pass, args)
-    }
-
-    /// A control call from a thread that already holds a pass (taking a
-    /// second one could wait forever behind a sweep waiting for the first).
-    pub fn control_call_with(&self, _pass: &Pass<'_>, args: &[&str]) -> Result<String> {
         let mut cmd = self.runsc.control(args);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("NOTIFY_SOCKET");
         let child =
@@ -516,16 +699,7 @@ fn clean_up(
         }
     }
     shared.reaping.reap_again();
-    if let StorePlan::View { view, .. } = &launch.store {
-        mounts::detach(view);
-    }
-    for staged in &plan.staged {
-        mounts::detach(&staged.target);
-    }
-    if let Some(dir) = &plan.secrets_dir {
-        mounts::detach(dir);
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    detach_staged(launch, plan);
     if plan.keep {
         record.status = Status::Stopped;
         record.exit_status.get_or_insert(code);
@@ -534,5 +708,21 @@ fn clean_up(
         }
     } else if let Err(e) = container.discard() {
         super::report(&e);
+    }
+}
+
+/// Detaches what [`prepare_filesystem`] mounted under the bundle: in the
+/// supervisor's namespace before its container is discarded, and in
+/// `nucleus run`'s (where they were made, and stay after a supervisor was
+/// killed) before `nucleus run` discards what that supervisor left.
+pub fn detach_staged(launch: &LaunchPlan, plan: &ContainerPlan) {
+    if let StorePlan::View { view, .. } = &launch.store {
+        mounts::detach(view);
+    }
+    for staged in &plan.staged {
+        mounts::detach(&staged.target);
+    }
+    if let Some(dir) = &plan.secrets_dir {
+        mounts::detach(dir);
     }
 }

@@ -6,7 +6,8 @@
 //! inside, whose line discipline turns them into signals for the workload's
 //! foreground process group, and copies bytes both ways. The window size is
 //! copied at the start and on every SIGWINCH. The host terminal's mode is
-//! restored by [`RawMode`]'s drop, on every way out.
+//! restored by [`RawMode`]'s drop, on every way out; when `nucleus run` is
+//! killed, its supervisor restores it ([`restore`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -40,10 +41,22 @@ impl RawMode {
     }
 }
 
+impl RawMode {
+    /// The mode to go back to.
+    pub fn saved(&self) -> Termios {
+        self.saved.clone()
+    }
+}
+
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &self.saved);
+        restore(&self.saved);
     }
+}
+
+/// Puts nucleus's terminal back in `mode`.
+pub fn restore(mode: &Termios) {
+    let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, mode);
 }
 
 /// Accepts runsc's connection on `listener` and takes the terminal's master

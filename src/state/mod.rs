@@ -12,6 +12,11 @@
 //! container lives is judged by its supervisor's pid and start time; a dead
 //! one is cleared at once by a new run of that name or by `delete`.
 //!
+//! A name changes hands only under the state root's lock ([`NamesLock`]),
+//! and a container is discarded only if its name still leads to the very
+//! directory that was judged: a `delete` racing a new run of the same name
+//! can never remove the new run's directory.
+//!
 //! Everything goes through descriptors of a state root that no other user
 //! can write (see [`crate::host::trust`]), created 0700.
 
@@ -19,11 +24,12 @@ pub mod cgroups;
 pub mod layout;
 pub mod record;
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{renameat2, RenameFlags};
+use nix::fcntl::{renameat2, Flock, FlockArg, RenameFlags};
 
 use crate::bundle::SafeDir;
 use crate::host::trust::open_trusted_dir;
@@ -120,10 +126,11 @@ impl StateRoot {
 
     /// Reserves `record.id`: writes the record into a fresh directory and
     /// renames it into place. A dead container of that name is discarded
-    /// first; a live one refuses, and so does a kept one unless `replace`.
+    /// first, and one whose supervisor is cleaning up after a killed
+    /// `nucleus run` is waited for; a live one refuses, and so does a kept
+    /// one unless `replace`.
     pub fn reserve(&self, record: &ContainerRecord, replace: bool) -> Result<Container> {
         let root = self.open(true)?.ok_or_else(|| Error::state(&self.dir, "cannot be created", None))?;
-        sweep_abandoned_reservations(&root);
         let name = record.id.as_str();
         let staging = format!("{RESERVING}{}-{name}", std::process::id());
         let text = serde_json::to_vec_pretty(record).map_err(|e| Error::state(&self.dir, e.to_string(), None))?;
@@ -131,32 +138,42 @@ impl StateRoot {
         let fresh = root.subdir(&staging, 0o700, true).map_err(fail)?;
         fresh.write_new_file(RECORD_FILE, 0o600, &text).map_err(fail)?;
         fresh.sync().map_err(fail)?;
-        for _ in 0..3 {
-            match renameat2(root.fd(), staging.as_str(), root.fd(), name, RenameFlags::RENAME_NOREPLACE) {
-                Ok(()) => {
-                    let dir = root.open_subdir(name).map_err(fail)?;
-                    return Ok(Container { layout: ContainerLayout::new(&self.dir, name), dir });
-                }
-                Err(Errno::EEXIST | Errno::ENOTEMPTY) => {
-                    if let Err(e) = self.clear_for(name, replace) {
-                        let _ = root.remove_tree(&staging);
-                        return Err(e);
+        let outcome = (|| {
+            for _ in 0..3 {
+                let names = NamesLock::take(&root)?;
+                sweep_abandoned_reservations(&root);
+                match renameat2(root.fd(), staging.as_str(), root.fd(), name, RenameFlags::RENAME_NOREPLACE) {
+                    Ok(()) => {
+                        let dir = root.open_subdir(name).map_err(fail)?;
+                        return Ok(Container { layout: ContainerLayout::new(&self.dir, name), dir });
                     }
-                }
-                Err(e) => {
-                    let _ = root.remove_tree(&staging);
-                    return Err(fail(e.into()));
+                    Err(Errno::EEXIST | Errno::ENOTEMPTY) => match self.clear_for(&root, name, replace)? {
+                        Cleared::Yes => {}
+                        Cleared::WindingDown(record) => {
+                            // Its supervisor discards it, under the lock.
+                            drop(names);
+                            if !record.wait_until_ended(WINDING_DOWN_LIMIT) {
+                                return Err(Error::container(name, "is still being stopped; try again"));
+                            }
+                        }
+                    },
+                    Err(e) => return Err(fail(e.into())),
                 }
             }
+            Err(Error::container(name, "could not be reserved: another run keeps taking the name"))
+        })();
+        if outcome.is_err() {
+            let _ = root.remove_tree(&staging);
         }
-        let _ = root.remove_tree(&staging);
-        Err(Error::container(name, "could not be reserved: another run keeps taking the name"))
+        outcome
     }
 
-    /// Makes way for a new container called `name`.
-    fn clear_for(&self, name: &str, replace: bool) -> Result<()> {
-        let existing = self.container(name)?;
+    /// Makes way for a new container called `name`, under the names lock
+    /// of `root`.
+    fn clear_for(&self, root: &SafeDir, name: &str, replace: bool) -> Result<Cleared> {
+        let Ok(existing) = self.container(name) else { return Ok(Cleared::Yes) };
         match existing.record() {
+            Some(r) if r.winding_down() => Ok(Cleared::WindingDown(Box::new(r))),
             Some(r) if r.current_status() != Status::Stopped => Err(Error::container(
                 name,
                 format!(
@@ -168,7 +185,7 @@ impl StateRoot {
                 name,
                 "is a kept container (--keep); remove it with `nucleus delete` or pass --replace",
             )),
-            _ => existing.discard(),
+            _ => existing.discard_in(root).map(|()| Cleared::Yes),
         }
     }
 
@@ -209,9 +226,43 @@ fn sweep_abandoned_reservations(root: &SafeDir) {
     for name in root.entries().unwrap_or_default() {
         let Some(rest) = name.strip_prefix(RESERVING) else { continue };
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|pid| record::process_start_time(pid).is_none()) {
+        if pid.is_some_and(|pid| !record::process_running(pid)) {
             let _ = root.remove_tree(&name);
         }
+    }
+}
+
+/// What [`StateRoot::clear_for`] did with the container in the way.
+enum Cleared {
+    /// Discarded, or gone already.
+    Yes,
+    /// Its `nucleus run` was killed and its supervisor is cleaning up.
+    WindingDown(Box<ContainerRecord>),
+}
+
+/// How long a new run of a name, or `delete`, waits for a supervisor that
+/// is cleaning up after a killed `nucleus run` (it takes a fraction of a
+/// second; its own watchdog gives up after 20 s).
+pub const WINDING_DOWN_LIMIT: Duration = Duration::from_secs(25);
+
+/// Whether two open directories are the same one.
+fn same_directory(a: &SafeDir, b: &SafeDir) -> bool {
+    match (nix::sys::stat::fstat(a.fd()), nix::sys::stat::fstat(b.fd())) {
+        (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+        _ => false,
+    }
+}
+
+/// The state root's exclusive lock (flock on its directory), held while a
+/// name changes hands: reserving it, which may discard a dead container of
+/// that name, and discarding a container. Released when dropped.
+struct NamesLock(#[allow(dead_code)] Flock<OwnedFd>);
+
+impl NamesLock {
+    fn take(root: &SafeDir) -> Result<NamesLock> {
+        let fail = |e: std::io::Error| Error::state(root.path(), "cannot be locked", Some(e));
+        let fd = root.fd().try_clone_to_owned().map_err(fail)?;
+        Flock::lock(fd, FlockArg::LockExclusive).map(NamesLock).map_err(|(_, e)| fail(e.into()))
     }
 }
 
@@ -251,14 +302,36 @@ impl Container {
     }
 
     /// Removes everything of this container from the host: its cgroups and
-    /// its directory. Only for a container whose supervisor is gone.
+    /// its directory. Only for a container whose supervisor is gone. If
+    /// its name now leads elsewhere (it was discarded and the name taken
+    /// again since this container was opened), there is nothing to do.
     pub fn discard(&self) -> Result<()> {
+        let root = SafeDir::open(self.layout.dir.parent().unwrap_or(Path::new("/")))
+            .map_err(|e| Error::state(&self.layout.dir, "cannot be removed", Some(e)))?;
+        let _names = NamesLock::take(&root)?;
+        self.discard_in(&root)
+    }
+
+    /// [`Container::discard`] under the names lock of `root`, its parent.
+    fn discard_in(&self, root: &SafeDir) -> Result<()> {
+        let named = match root.open_subdir(&self.layout.name) {
+            Ok(named) => named,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(Error::state(&self.layout.dir, "cannot be removed", Some(e))),
+        };
+        if !same_directory(&named, &self.dir) {
+            return Ok(());
+        }
         if let Some(path) = self.record().and_then(|r| r.cgroups_path) {
             cgroups::release(&path);
         }
-        let root = SafeDir::open(self.layout.dir.parent().unwrap_or(Path::new("/")))
-            .map_err(|e| Error::state(&self.layout.dir, "cannot be removed", Some(e)))?;
-        root.remove_tree(&self.layout.name).map_err(|e| Error::state(&self.layout.dir, "cannot be removed", Some(e)))
+        root.remove_tree(&self.layout.name).map_err(|e| match e.raw_os_error() {
+            // remove_tree never empties a mounted host directory.
+            Some(libc::EXDEV) => {
+                Error::state(&self.layout.dir, "cannot be removed: something is still mounted in it", None)
+            }
+            _ => Error::state(&self.layout.dir, "cannot be removed", Some(e)),
+        })
     }
 }
 
@@ -282,6 +355,7 @@ mod tests {
             cgroups_path: None,
             keep,
             exit_status: None,
+            supervisor: None,
         }
     }
 
