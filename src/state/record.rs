@@ -187,7 +187,13 @@ mod tests {
 
     #[test]
     fn a_zombie_is_not_alive() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+        // This test program itself, running no test: there is no `true` in
+        // a Nix build sandbox.
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "no-such-test"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let start = process_start_time(pid).unwrap();
         // Exited, not yet reaped.
