@@ -165,7 +165,7 @@ fn a_run_killed_at_any_moment_leaves_no_ghost() {
     let mut child = child;
     child.wait().unwrap();
     let started = Instant::now();
-    ok(&w.run(&["delete", "ghost"]));
+    w.delete_killed("ghost");
     assert!(started.elapsed() < Duration::from_secs(5), "delete took {:?}", started.elapsed());
     w.assert_clean();
 }
@@ -211,9 +211,7 @@ fn cgroups_runsc_made_are_released_on_every_path_that_discards_a_container() {
                 args.extend_from_slice(&[&closure, "--", "/bin/true"]);
                 ok(&w.run(&args));
             }
-            _ => {
-                ok(&w.run(&["delete", "limited"]));
-            }
+            _ => w.delete_killed("limited"),
         }
         assert_eq!(cgroup_dirs(&cgroups_path), Vec::<PathBuf>::new(), "after {discard}");
         w.assert_clean();

@@ -249,8 +249,7 @@ fn a_killed_nucleus_frees_its_port_and_leaves_no_namespace() {
     run.child.wait().unwrap();
     assert_gone(&processes, &namespaces, port);
     assert!(get(port).is_none(), "something still answers on {port}");
-    // A killed run leaves its record, as any killed run does.
-    ok(&w.run(&["delete", "--force", "killed"]));
+    w.delete_killed("killed");
     w.assert_clean();
 }
 

@@ -190,6 +190,14 @@ impl World {
         panic!("container {name} never ran");
     }
 
+    /// Clears container `name` after its `nucleus run` was killed: its
+    /// orphaned supervisor may have discarded it already, else `delete`
+    /// does. Either way it is gone at once.
+    pub fn delete_killed(&self, name: &str) {
+        let out = self.run(&["delete", "--force", name]);
+        assert!(!self.run(&["state", name]).status.success(), "{name} is still there: {}", stderr(&out));
+    }
+
     /// `nucleus run --dry-run ARGS…`, parsed.
     pub fn dry_run(&self, args: &[&str]) -> DryRun {
         let mut all = vec!["run", "--dry-run"];
