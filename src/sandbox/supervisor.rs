@@ -416,6 +416,7 @@ fn wait_for_boot(
     run_deadline: &Deadline,
 ) -> Result<(), BootFailure> {
     let deadline = Instant::now() + plan.boot_timeout;
+    let exited = exit_notifier(&child);
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
@@ -444,7 +445,27 @@ fn wait_for_boot(
                 plan.boot_timeout.as_secs()
             ))));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        wait_a_little(exited.as_ref());
+    }
+}
+
+/// A descriptor that becomes readable when `child` exits (a pidfd), so the
+/// boot is seen the moment it ends, not at the next tick.
+fn exit_notifier(child: &Child) -> Option<OwnedFd> {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+}
+
+/// Until `exited` is readable, or for one tick (which also bounds how late
+/// an abort or a deadline is noticed). Without a pidfd, one short tick.
+fn wait_a_little(exited: Option<&OwnedFd>) {
+    const TICK: Duration = Duration::from_millis(50);
+    match exited {
+        Some(fd) => {
+            let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(TICK.as_millis() as u16));
+        }
+        None => std::thread::sleep(Duration::from_millis(5)),
     }
 }
 
