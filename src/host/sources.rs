@@ -301,12 +301,11 @@ mod tests {
 
         symlink(&dir, base.join("link")).unwrap();
         let err = HostSources::open(&request_with(&base.join("link"), None)).unwrap_err();
-        assert!(matches!(err, Error::HostPath { .. }), "{err}");
-        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(matches!(&err, Error::HostPath { path, .. } if *path == base.join("link")), "{err}");
 
         nix::unistd::mkfifo(&base.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let err = HostSources::open(&request_with(&base.join("fifo"), None)).unwrap_err();
-        assert!(err.to_string().contains("named pipe"), "{err}");
+        assert!(matches!(&err, Error::HostPath { path, .. } if *path == base.join("fifo")), "{err}");
         assert!(HostSources::open(&request_with(&dir, Some(&base.join("fifo")))).is_err());
         assert!(HostSources::open(&request_with(&dir, Some(&dir))).is_err());
         assert!(HostSources::open(&request_with(&base.join("missing"), None)).is_err());
@@ -314,7 +313,7 @@ mod tests {
         let big = base.join("big");
         std::fs::File::create(&big).unwrap().set_len(MAX_SECRET_BYTES + 1).unwrap();
         let err = HostSources::open(&request_with(&dir, Some(&big))).unwrap_err();
-        assert!(err.to_string().contains("larger than"), "{err}");
+        assert!(matches!(&err, Error::HostPath { path, .. } if *path == big), "{err}");
     }
 
     #[test]
@@ -360,6 +359,6 @@ mod tests {
     fn the_kernel_views_are_refused_wherever_they_are_mounted() {
         assert!(HostSources::open(&request_with(Path::new("/proc/self"), None)).is_err());
         let err = open_source("--volume", Path::new("/proc")).unwrap_err();
-        assert!(err.to_string().contains("/proc"), "{err}");
+        assert!(matches!(&err, Error::HostPath { path, .. } if path == Path::new("/proc")), "{err}");
     }
 }

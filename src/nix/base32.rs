@@ -172,14 +172,13 @@ mod tests {
         // 'e', 'o', 'u', 't' are not in the alphabet, nor are capitals.
         for c in ["e", "o", "u", "t", "A", "-"] {
             let s = format!("{c}{}", &VECTORS[1].1[1..]);
-            let err = decode(&s).unwrap_err().to_string();
-            assert!(err.contains("position 0"), "{err}");
+            assert!(matches!(decode(&s), Err(Error::InvalidArgument { .. })), "{s}");
         }
     }
 
     #[test]
     fn rejects_bad_lengths() {
-        assert!(decode("000").unwrap_err().to_string().contains("3 characters"));
+        assert!(matches!(decode("000"), Err(Error::InvalidArgument { .. })));
         let mut out = [0u8; 32];
         assert!(decode_into("00", &mut out).is_err());
     }

@@ -284,10 +284,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        let err = NarHash::parse("md5:3y8bwfr609h3lh9ch0izcqq7fl").unwrap_err().to_string();
-        assert!(err.contains("only sha256"), "{err}");
-        let err = NarHash::parse("abc").unwrap_err().to_string();
-        assert!(err.contains("not 3"), "{err}");
+        for bad in ["md5:3y8bwfr609h3lh9ch0izcqq7fl", "abc"] {
+            assert!(matches!(NarHash::parse(bad), Err(Error::InvalidArgument { .. })), "{bad}");
+        }
     }
 
     #[test]
