@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -42,8 +42,8 @@ fn service(w: &World, name: &str, options: &[&str]) -> Service {
 /// Stops a [`service`] and checks that it ended as asked.
 fn stop(w: &World, mut service: Service) {
     ok(&w.run(&["kill", &service.name]));
-    let run = service.run.take().expect("stopped twice");
-    let status = wait_at_most(run, Duration::from_secs(20));
+    let mut run = service.run.take().expect("stopped twice");
+    let status = wait_at_most(&mut run, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
 }
 
@@ -56,29 +56,6 @@ fn spawn_exec(w: &World, name: &str, script: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// Reads one line of `child`'s stdout.
-fn first_line(child: &mut Child) -> String {
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    line
-}
-
-#[track_caller]
-fn wait_at_most(mut child: Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits until `condition` holds, at most `limit`.
@@ -138,7 +115,7 @@ fn a_killed_exec_caller_ends_its_command_and_everything_it_started() {
     let child = service(&w, "victim", &[]);
     // A command with children and a grandchild, all still running.
     let mut exec = spawn_exec(&w, "victim", "sleep 41 & sh -c 'sleep 42; true' & echo ready; wait");
-    assert_eq!(first_line(&mut exec), "ready\n");
+    assert_eq!(first_line(&mut exec), "ready");
     let before = processes_inside(&w, "victim");
     assert!(before.contains("sleep 41") && before.contains("sleep 42"), "{before}");
     signal(&exec, libc::SIGKILL);
@@ -158,11 +135,11 @@ fn exec_output_into_a_closed_pipe_or_one_file_behaves_as_run() {
     // `| head -1`: the command dies of SIGPIPE, as `yes | head -1` does,
     // and never fills stderr with write errors first.
     let mut exec = spawn_exec(&w, "pipes", "while :; do echo y; done");
-    assert_eq!(first_line(&mut exec), "y\n");
+    assert_eq!(first_line(&mut exec), "y");
     drop(exec.stdout.take());
     let mut err = String::new();
     exec.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let status = wait_at_most(exec, Duration::from_secs(20));
+    let status = wait_at_most(&mut exec, Duration::from_secs(20));
     assert_eq!(status.code(), Some(128 + libc::SIGPIPE), "{err}");
     assert_eq!(err, "");
     // `> log 2>&1` keeps the order in which the command wrote.
@@ -256,15 +233,15 @@ fn a_stopped_exec_caller_does_not_hold_up_the_end_of_the_run() {
     let w = World::new();
     let mut held = service(&w, "held", &[]);
     let mut exec = spawn_exec(&w, "held", "echo ready; sleep 60");
-    assert_eq!(first_line(&mut exec), "ready\n");
+    assert_eq!(first_line(&mut exec), "ready");
     // Ctrl-Z on the caller, then the container is stopped.
     signal(&exec, libc::SIGSTOP);
     ok(&w.run(&["kill", "held"]));
-    let status = wait_at_most(held.run.take().unwrap(), Duration::from_secs(20));
+    let status = wait_at_most(&mut held.run.take().unwrap(), Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
     // Woken, the caller learns that its command was killed.
     signal(&exec, libc::SIGCONT);
-    let status = wait_at_most(exec, Duration::from_secs(20));
+    let status = wait_at_most(&mut exec, Duration::from_secs(20));
     assert_eq!(status.code(), Some(128 + libc::SIGKILL));
     assert_all_gone(&w);
 }
@@ -282,7 +259,7 @@ fn signals_at_the_moment_the_workload_starts_are_never_lost() {
         signal(&child, libc::SIGTERM);
         let mut err = String::new();
         child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        let status = wait_at_most(child, Duration::from_secs(20));
+        let status = wait_at_most(&mut child, Duration::from_secs(20));
         use std::os::unix::process::ExitStatusExt;
         let stopped = matches!(status.code(), Some(125 | 143)) || status.signal() == Some(libc::SIGTERM);
         assert!(stopped, "after {} ms: {status:?} {err}", 20 * step);
@@ -399,14 +376,14 @@ fn a_killed_supervisor_leaves_no_state_and_its_volume_intact() {
         .expect("no cgroupsPath")
         .to_string();
     let mut run = w.spawn_sh("crash", &options, "echo up; sleep 60");
-    assert_eq!(first_line(&mut run), "up\n");
+    assert_eq!(first_line(&mut run), "up");
     assert!(!cgroup_dirs(&cgroups_path).is_empty(), "runsc made no cgroup");
     // The OOM killer, or an operator's kill -9, takes the supervisor.
     let supervisor = nix::unistd::Pid::from_raw(supervisor_of(&run));
     nix::sys::signal::kill(supervisor, nix::sys::signal::Signal::SIGKILL).unwrap();
     let mut err = String::new();
     run.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    let status = wait_at_most(run, Duration::from_secs(20));
+    let status = wait_at_most(&mut run, Duration::from_secs(20));
     assert_eq!(status.code(), Some(125), "{err}");
     assert!(err.starts_with("nucleus: ") && err.contains("supervisor"), "{err}");
     // `nucleus run` cleared the name itself, and never emptied the volume
@@ -437,7 +414,7 @@ fn delete_racing_a_run_of_the_same_name_never_removes_the_new_one() {
         // A container whose `nucleus run` was killed: its name is free to
         // take, and `delete` clears it.
         let mut ghost = w.spawn_sh("contended", &[], "echo up; sleep 60");
-        assert_eq!(first_line(&mut ghost), "up\n");
+        assert_eq!(first_line(&mut ghost), "up");
         signal(&ghost, libc::SIGKILL);
         ghost.wait().unwrap();
         let run = w
@@ -496,11 +473,11 @@ fn a_killed_run_leaves_nothing_at_all() {
         let exec = if moment == "booting" {
             None
         } else {
-            assert_eq!(first_line(&mut run), "up\n");
+            assert_eq!(first_line(&mut run), "up");
             w.wait_running("killed");
             (moment == "executing").then(|| {
                 let mut exec = spawn_exec(&w, "killed", "echo in; sleep 60");
-                assert_eq!(first_line(&mut exec), "in\n");
+                assert_eq!(first_line(&mut exec), "in");
                 exec
             })
         };
@@ -576,7 +553,7 @@ fn kill_gives_up_on_a_supervisor_that_does_not_answer() {
     assert!(stderr(&out).contains("did not answer"), "{}", stderr(&out));
     assert!(took < Duration::from_secs(30), "took {took:?}");
     // Woken, it takes the TERM that waited and the workload ends on it.
-    let status = wait_at_most(svc.run.take().unwrap(), Duration::from_secs(20));
+    let status = wait_at_most(&mut svc.run.take().unwrap(), Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
     assert_all_gone(&w);
 }

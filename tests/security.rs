@@ -2003,15 +2003,6 @@ fn wait_until_gone(text: &str) {
     assert!(processes_mentioning(text).is_empty(), "still running: {:?}", processes_mentioning(text));
 }
 
-/// Reads the first line the spawned run prints (the secret, once the
-/// workload runs).
-fn first_line(child: &mut std::process::Child) -> String {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    line.trim().to_string()
-}
-
 /// While the run lives (its workload has printed the secret) and after
 /// nucleus (`nucleus_pid`) is killed: the secret is in no file under the
 /// state root (it lives on a tmpfs in nucleus's own mount namespace), and

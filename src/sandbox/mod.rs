@@ -320,6 +320,12 @@ pub fn bounded_output(mut child: Child, limit: Duration, what: &str) -> Result<S
             Err(e) => return Err(Error::runsc(format!("cannot wait for `{what}`: {e}"))),
         }
     };
+    call_outcome(&mut child, status.success(), what)
+}
+
+/// An ended runsc call's stdout when it `succeeded`, else the last line of
+/// its stderr as the error.
+pub fn call_outcome(child: &mut Child, succeeded: bool, what: &str) -> Result<String> {
     let mut stdout = String::new();
     let mut stderr = String::new();
     if let Some(mut out) = child.stdout.take() {
@@ -328,7 +334,7 @@ pub fn bounded_output(mut child: Child, limit: Duration, what: &str) -> Result<S
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
     }
-    if status.success() {
+    if succeeded {
         Ok(stdout)
     } else {
         let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim();

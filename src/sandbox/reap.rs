@@ -16,7 +16,6 @@
 //! new passes, then kills and polls until the last pass is back; each
 //! round's kill also ends any child started just before the gate closed.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, TryLockError};
@@ -101,22 +100,10 @@ impl ReapGate {
                 killed = true;
             }
         };
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_string(&mut stdout);
+        if killed {
+            return Err(Error::runsc(format!("`{what}` did not answer within {} s", limit.as_secs())));
         }
-        if let Some(mut err) = child.stderr.take() {
-            let _ = err.read_to_string(&mut stderr);
-        }
-        match code {
-            _ if killed => Err(Error::runsc(format!("`{what}` did not answer within {} s", limit.as_secs()))),
-            Some(0) => Ok(stdout),
-            _ => {
-                let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim();
-                Err(Error::runsc(format!("`{what}` failed: {last}")))
-            }
-        }
+        super::call_outcome(&mut child, code == Some(0), what)
     }
 }
 

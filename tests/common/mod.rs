@@ -312,3 +312,28 @@ pub fn as_unprivileged_user(program: &str) -> Command {
         .arg(program);
     cmd
 }
+
+/// Waits for `child` at most `limit`; kills it and fails the test after.
+#[track_caller]
+pub fn wait_at_most(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The first line `child` writes on its (piped) stdout, without the newline.
+pub fn first_line(child: &mut Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    line.trim_end_matches('\n').to_string()
+}
