@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -99,14 +98,6 @@ fn assert_all_gone(w: &World) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(left(), Vec::<String>::new(), "processes left behind");
-}
-
-/// An executable shell script at `dir/name`.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
 }
 
 #[test]
@@ -270,13 +261,8 @@ fn signals_at_the_moment_the_workload_starts_are_never_lost() {
 #[test]
 fn a_stop_signal_while_nix_works_ends_nix_too() {
     let w = World::new();
-    // Every Nix command hangs, as a long build does.
-    let bin = w.path("bin");
-    std::fs::create_dir(&bin).unwrap();
-    for name in ["nix", "nix-store", "nix-build", "nix-instantiate"] {
-        script(&bin, name, "exec sleep 600");
-    }
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    // Every Nix command hangs.
+    let path = w.hanging_nix_path();
     let nix_file = w.path("slow.nix");
     std::fs::write(&nix_file, "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }")
         .unwrap();

@@ -14,14 +14,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use libc::SIGKILL;
 
-/// An executable shell script at `dir/name`.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
 #[test]
 fn a_closed_stdout_ends_the_run_as_it_ends_yes() {
     let w = World::new();
@@ -221,13 +213,8 @@ fn a_boot_that_never_finishes_is_stopped_at_the_boot_timeout() {
 #[test]
 fn timeout_bounds_nix_too() {
     let w = World::new();
-    // Every Nix command hangs, as with a daemon that never answers.
-    let bin = w.path("bin");
-    std::fs::create_dir(&bin).unwrap();
-    for name in ["nix", "nix-store", "nix-build", "nix-instantiate"] {
-        script(&bin, name, "exec sleep 600");
-    }
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    // Every Nix command hangs.
+    let path = w.hanging_nix_path();
     // A daemon socket that takes connections and never says a word.
     let silent = w.path("daemon-socket");
     let _listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();

@@ -198,6 +198,17 @@ impl World {
         assert!(!self.run(&["state", name]).status.success(), "{name} is still there: {}", stderr(&out));
     }
 
+    /// A PATH on which `nix`, `nix-store`, `nix-build` and `nix-instantiate`
+    /// never answer (as a long build or a wedged daemon), then the real PATH.
+    pub fn hanging_nix_path(&self) -> String {
+        let bin = self.path("hanging-nix");
+        std::fs::create_dir_all(&bin).unwrap();
+        for name in ["nix", "nix-store", "nix-build", "nix-instantiate"] {
+            script(&bin, name, "exec sleep 600");
+        }
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+    }
+
     /// `nucleus run --dry-run ARGS…`, parsed.
     pub fn dry_run(&self, args: &[&str]) -> DryRun {
         let mut all = vec!["run", "--dry-run"];
@@ -336,4 +347,13 @@ pub fn first_line(child: &mut Child) -> String {
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
     line.trim_end_matches('\n').to_string()
+}
+
+/// An executable shell script `dir/name` running `body`.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
