@@ -193,7 +193,7 @@ impl LaunchPlan {
         if let Some(profile) = &seccomp {
             check_fits(profile)?;
         }
-        let spec = hardened_spec(SpecInput {
+        let mut spec = hardened_spec(SpecInput {
             request: req,
             args: resolved.command,
             mounts,
@@ -207,15 +207,12 @@ impl LaunchPlan {
             },
         })
         .map_err(|e| Error::Plan { reason: format!("cannot build the runtime spec: {e}") })?;
-        let config = serde_json::to_value(&spec)
-            .map_err(|e| Error::bundle(layout.dir(), format!("cannot serialise the config: {e}"), None))?;
         let staged = staged_sources(req, resolved.sources, &layout, in_container);
         let staged_map: BTreeMap<String, PathBuf> =
             staged.iter().map(|s| (s.relative.clone(), s.host_path.clone())).collect();
-        let record = DigestRecord::new(&config, layout.dir(), resolved.closure, req.network.runsc_flag(), staged_map)
+        let record = DigestRecord::new(&mut spec, layout.dir(), resolved.closure, req.network.runsc_flag(), staged_map)
             .map_err(|reason| Error::bundle(layout.dir(), reason, None))?;
         let entries = bundle_entries(&spec, resolved.rootfs, &store, resolved.sources, &staged, req, in_container);
-        let bundle = BundleContents { layout: layout.clone(), config, record, entries };
         let container = match target {
             PlanTarget::Container(c) => {
                 let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some();
@@ -223,6 +220,7 @@ impl LaunchPlan {
             }
             PlanTarget::Directory(_) => None,
         };
+        let bundle = BundleContents { layout: layout.clone(), spec, record, entries };
         Ok(LaunchPlan { bundle, store, warnings, container })
     }
 }

@@ -12,6 +12,35 @@
 
 use serde_json::Value;
 
+/// Where canonical text goes: a string to show, or a hasher to digest it
+/// without ever holding the whole text.
+pub trait Sink {
+    fn put(&mut self, text: &str);
+}
+
+impl Sink for String {
+    fn put(&mut self, text: &str) {
+        self.push_str(text);
+    }
+}
+
+impl Sink for sha2::Sha256 {
+    fn put(&mut self, text: &str) {
+        sha2::Digest::update(self, text.as_bytes());
+    }
+}
+
+/// A member of an object written with [`write_object`]: a value, or text
+/// the caller writes itself when the member's turn comes (a long array it
+/// produces one item at a time, say).
+pub enum Member<'a> {
+    Value(&'a Value),
+    Written(Writer<'a>),
+}
+
+/// Writes one member's value when its turn comes.
+pub type Writer<'a> = Box<dyn FnOnce(&mut dyn Sink) -> Result<(), String> + 'a>;
+
 /// Writes `value` canonically.
 pub fn to_canonical_string(value: &Value) -> Result<String, String> {
     let mut out = String::new();
@@ -19,64 +48,83 @@ pub fn to_canonical_string(value: &Value) -> Result<String, String> {
     Ok(out)
 }
 
-fn write_value(value: &Value, out: &mut String) -> Result<(), String> {
+pub fn write_value(value: &Value, out: &mut dyn Sink) -> Result<(), String> {
     match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.put("null"),
+        Value::Bool(b) => out.put(if *b { "true" } else { "false" }),
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
-                out.push_str(&i.to_string());
+                out.put(&i.to_string());
             } else if let Some(u) = n.as_u64() {
-                out.push_str(&u.to_string());
+                out.put(&u.to_string());
             } else {
                 return Err(format!("the number {n} is not an integer; canonical JSON here holds integers only"));
             }
         }
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
-            out.push('[');
+            out.put("[");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.put(",");
                 }
                 write_value(item, out)?;
             }
-            out.push(']');
+            out.put("]");
         }
         Value::Object(members) => {
-            let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
-            sorted.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
-            out.push('{');
-            for (i, (name, member)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(name, out);
-                out.push(':');
-                write_value(member, out)?;
-            }
-            out.push('}');
+            write_object(members.iter().map(|(name, member)| (name.as_str(), Member::Value(member))).collect(), out)?
         }
     }
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// Writes an object of `members`, sorted by name. Names must be distinct.
+pub fn write_object(mut members: Vec<(&str, Member<'_>)>, out: &mut dyn Sink) -> Result<(), String> {
+    members.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+    out.put("{");
+    for (i, (name, member)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.put(",");
+        }
+        write_string(name, out);
+        out.put(":");
+        match member {
+            Member::Value(value) => write_value(value, out)?,
+            Member::Written(write) => write(out)?,
         }
     }
-    out.push('"');
+    out.put("}");
+    Ok(())
+}
+
+/// Writes `s` as a string: runs of characters that need no escape go out
+/// whole.
+pub fn write_string(s: &str, out: &mut dyn Sink) {
+    out.put("\"");
+    let mut plain = 0;
+    for (at, c) in s.char_indices() {
+        let control: String;
+        let escaped = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\u{8}' => "\\b",
+            '\t' => "\\t",
+            '\n' => "\\n",
+            '\u{c}' => "\\f",
+            '\r' => "\\r",
+            c if (c as u32) < 0x20 => {
+                control = format!("\\u{:04x}", c as u32);
+                &control
+            }
+            _ => continue,
+        };
+        out.put(&s[plain..at]);
+        out.put(escaped);
+        plain = at + c.len_utf8();
+    }
+    out.put(&s[plain..]);
+    out.put("\"");
 }
 
 #[cfg(test)]

@@ -28,15 +28,17 @@
 //! Every other field, every other mount (type, source, destination,
 //! options) and their order are hashed as written.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::{Mount, Spec};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::canonical::to_canonical_string;
+use super::canonical::{write_object, write_string, write_value, Member, Sink};
 use super::layout::{BundleLayout, STORE_VIEW_DIR};
 use crate::nix::store_path::STORE_DIR;
 use crate::nix::Closure;
@@ -105,10 +107,55 @@ pub struct DigestRecord {
     pub staged_sources: BTreeMap<String, PathBuf>,
 }
 
+/// A config as the digest reads it: its members, and its mounts one at a
+/// time. A per-path bundle has thousands of binds; they are never all held
+/// as JSON values, and the document is hashed as it is written, not held
+/// as text, so that `nucleus bundle` stays small for a whole system's
+/// closure.
+struct DigestConfig<'a> {
+    /// The config; a `mounts` member in it is read from `mounts` instead.
+    fields: &'a Value,
+    mounts: Option<Mounts<'a>>,
+}
+
+enum Mounts<'a> {
+    /// As nucleus builds them.
+    Typed(&'a [Mount]),
+    /// As read back from config.json.
+    Listed(&'a [Value]),
+    /// A config.json whose `mounts` is not a list: hashed as it is.
+    Other(&'a Value),
+}
+
+impl<'a> DigestConfig<'a> {
+    fn parsed(config: &'a Value) -> Self {
+        let mounts = config.get("mounts").map(|mounts| match mounts {
+            Value::Array(list) => Mounts::Listed(list),
+            other => Mounts::Other(other),
+        });
+        DigestConfig { fields: config, mounts }
+    }
+}
+
+impl Mounts<'_> {
+    /// Each mount as JSON, made only when its turn comes.
+    fn each(&self) -> Box<dyn Iterator<Item = Result<Cow<'_, Value>, String>> + '_> {
+        match self {
+            Mounts::Typed(mounts) => Box::new(mounts.iter().map(|m| {
+                serde_json::to_value(m).map(Cow::Owned).map_err(|e| format!("cannot serialise a mount: {e}"))
+            })),
+            Mounts::Listed(mounts) => Box::new(mounts.iter().map(|m| Ok(Cow::Borrowed(m)))),
+            Mounts::Other(_) => Box::new(std::iter::empty()),
+        }
+    }
+}
+
 impl DigestRecord {
-    /// The record for `config` written at `bundle_dir`.
+    /// The record for `spec` written at `bundle_dir`. The spec's mounts are
+    /// set aside while the rest of it is serialised (so they are not copied
+    /// as JSON), and are back in place when this returns.
     pub fn new(
-        config: &Value,
+        spec: &mut Spec,
         bundle_dir: &Path,
         closure: Option<&Closure>,
         network: &str,
@@ -124,67 +171,129 @@ impl DigestRecord {
             network: network.to_string(),
             staged_sources,
         };
-        record.digest = record.compute(config)?;
+        let mounts = spec.mounts_mut().take();
+        let fields = serde_json::to_value(&*spec);
+        *spec.mounts_mut() = mounts;
+        let fields = fields.map_err(|e| format!("cannot serialise the config: {e}"))?;
+        let config = DigestConfig { fields: &fields, mounts: spec.mounts().as_deref().map(Mounts::Typed) };
+        record.digest = record.digest_of(&config)?;
         Ok(record)
     }
 
-    /// The digest of `config` under this record.
+    /// The digest of `config` (config.json as read back) under this record.
     pub fn compute(&self, config: &Value) -> Result<Digest, String> {
-        let document = self.canonical_document(config)?;
-        Ok(Digest(format!("sha256:{}", hex(&Sha256::digest(document.as_bytes())))))
+        self.digest_of(&DigestConfig::parsed(config))
     }
 
     /// The exact text that is hashed; exposed so that tests and users can
     /// see why two digests differ.
     pub fn canonical_document(&self, config: &Value) -> Result<String, String> {
+        let mut text = String::new();
+        self.write_document(&DigestConfig::parsed(config), &mut text)?;
+        Ok(text)
+    }
+
+    fn digest_of(&self, config: &DigestConfig<'_>) -> Result<Digest, String> {
+        let mut hasher = Sha256::new();
+        self.write_document(config, &mut hasher)?;
+        Ok(Digest(format!("sha256:{}", hex(&hasher.finalize()))))
+    }
+
+    fn write_document(&self, config: &DigestConfig<'_>, out: &mut dyn Sink) -> Result<(), String> {
         self.check_normalisation()?;
-        // Everything but the mounts is copied; the mounts are normalised
-        // from the original, so a 3000-path bundle's binds are not copied
-        // only to be collapsed into one entry.
-        let mut config = match config {
-            Value::Object(fields) => {
-                let mut copy: serde_json::Map<String, Value> =
-                    fields.iter().filter(|(k, _)| *k != "mounts").map(|(k, v)| (k.clone(), v.clone())).collect();
-                if let Some(mounts) = fields.get("mounts") {
-                    let normalised = match mounts.as_array() {
-                        Some(mounts) => {
-                            refuse_placeholders(mounts)?;
-                            Value::Array(self.canonical_mounts(mounts))
-                        }
-                        None => mounts.clone(),
-                    };
-                    copy.insert("mounts".into(), normalised);
-                }
-                Value::Object(copy)
-            }
-            other => other.clone(),
+        let collapse = match &config.mounts {
+            Some(mounts) => self.check_mounts(mounts)?,
+            None => false,
         };
-        if let Some(object) = config.as_object_mut() {
-            let annotations = object.get_mut("annotations").and_then(Value::as_object_mut);
-            if let Some(annotations) = annotations {
-                annotations.remove(crate::oci::build::CONTAINER_NAME_ANNOTATION);
-                if annotations.is_empty() {
-                    object.remove("annotations");
+        let fields = normalised_fields(config.fields);
+        let network = Value::from(self.network.as_str());
+        let format = Value::from(DIGEST_FORMAT);
+        let members = vec![
+            ("closure", Member::Written(Box::new(|out: &mut dyn Sink| self.write_closure(out)))),
+            (
+                "config",
+                Member::Written(Box::new(|out: &mut dyn Sink| {
+                    self.write_config(&fields, config.mounts.as_ref(), collapse, out)
+                })),
+            ),
+            ("network", Member::Value(&network)),
+            ("nucleusDigest", Member::Value(&format)),
+        ];
+        write_object(members, out)
+    }
+
+    /// `[[PATH,NARHASH],…]`, or `null` in host mode.
+    fn write_closure(&self, out: &mut dyn Sink) -> Result<(), String> {
+        let Some(entries) = &self.closure else {
+            out.put("null");
+            return Ok(());
+        };
+        out.put("[");
+        for (i, entry) in entries.iter().enumerate() {
+            out.put(if i > 0 { ",[" } else { "[" });
+            write_string(&entry.path, out);
+            out.put(",");
+            write_string(&entry.nar_hash, out);
+            out.put("]");
+        }
+        out.put("]");
+        Ok(())
+    }
+
+    fn write_config(
+        &self,
+        fields: &Value,
+        mounts: Option<&Mounts<'_>>,
+        collapse: bool,
+        out: &mut dyn Sink,
+    ) -> Result<(), String> {
+        let Value::Object(fields) = fields else { return write_value(fields, out) };
+        let mut members: Vec<(&str, Member<'_>)> =
+            fields.iter().map(|(name, value)| (name.as_str(), Member::Value(value))).collect();
+        match mounts {
+            None => {}
+            Some(Mounts::Other(value)) => members.push(("mounts", Member::Value(value))),
+            Some(mounts) => members.push((
+                "mounts",
+                Member::Written(Box::new(move |out: &mut dyn Sink| self.write_mounts(mounts, collapse, out))),
+            )),
+        }
+        write_object(members, out)
+    }
+
+    /// The mounts, normalised; with `collapse`, the store mounts become one
+    /// `closure` entry where the first of them was.
+    fn write_mounts(&self, mounts: &Mounts<'_>, collapse: bool, out: &mut dyn Sink) -> Result<(), String> {
+        let layout = BundleLayout::new(&self.bundle_dir);
+        let closure_mount = json!({"destination": STORE_DIR, "source": CLOSURE_PLACEHOLDER, "type": "closure"});
+        let mut closure_placed = false;
+        let mut written = 0usize;
+        out.put("[");
+        for mount in mounts.each() {
+            let mut mount = mount?;
+            if collapse && is_store_mount(&mount) {
+                if closure_placed {
+                    continue;
+                }
+                closure_placed = true;
+                mount = Cow::Borrowed(&closure_mount);
+            } else if let Some(rest) = bundle_relative_source(&mount, &layout) {
+                let source = match self.staged_sources.get(&rest) {
+                    Some(host) => host.display().to_string(),
+                    None => format!("{BUNDLE_PLACEHOLDER}/{rest}"),
+                };
+                if let Some(object) = mount.to_mut().as_object_mut() {
+                    object.insert("source".into(), Value::String(source));
                 }
             }
-        }
-        if let Some(linux) = config.get_mut("linux").and_then(Value::as_object_mut) {
-            linux.remove("cgroupsPath");
-            for ns in linux.get_mut("namespaces").and_then(Value::as_array_mut).into_iter().flatten() {
-                if let Some(ns) = ns.as_object_mut() {
-                    if ns.get("path").and_then(Value::as_str) == Some("/proc/self/ns/net") {
-                        ns.remove("path");
-                    }
-                }
+            if written > 0 {
+                out.put(",");
             }
+            write_value(&mount, out)?;
+            written += 1;
         }
-        let pairs: Option<Vec<[&str; 2]>> = self
-            .closure
-            .as_ref()
-            .map(|entries| entries.iter().map(|e| [e.path.as_str(), e.nar_hash.as_str()]).collect());
-        let document =
-            json!({ "nucleusDigest": DIGEST_FORMAT, "closure": pairs, "config": config, "network": self.network });
-        to_canonical_string(&document)
+        out.put("]");
+        Ok(())
     }
 
     /// The record's fields that steer the normalisation (`bundleDir`,
@@ -217,60 +326,75 @@ impl DigestRecord {
         Ok(())
     }
 
-    fn canonical_mounts(&self, mounts: &[Value]) -> Vec<Value> {
-        // (Mounts that already look like the placeholders were refused.)
-        let layout = BundleLayout::new(&self.bundle_dir);
-        let store_mount = |m: &Value| {
-            m.get("destination").and_then(Value::as_str).is_some_and(|d| Path::new(d).starts_with(STORE_DIR))
-        };
-        let collapse =
-            self.closure.is_some() && self.store_mounts_show_the_closure(mounts.iter().filter(|m| store_mount(m)));
-        let mut out = Vec::with_capacity(mounts.len());
-        let mut closure_placed = false;
-        for mount in mounts {
-            if collapse && store_mount(mount) {
-                if !closure_placed {
-                    out.push(json!({"destination": STORE_DIR, "source": CLOSURE_PLACEHOLDER, "type": "closure"}));
-                    closure_placed = true;
-                }
+    /// Refuses mounts that look like the placeholders, and tells whether
+    /// the store mounts are exactly nucleus's store view of the closure
+    /// (then they collapse into one entry): one read-only bind of the
+    /// bundle's store view, or read-only binds of closure paths onto
+    /// themselves (in order, each at most once). One pass, one mount at a
+    /// time.
+    fn check_mounts(&self, mounts: &Mounts<'_>) -> Result<bool, String> {
+        let view = BundleLayout::new(&self.bundle_dir).path(STORE_VIEW_DIR).display().to_string();
+        let mut closure_paths = self.closure.as_ref().map(|c| c.iter().map(|e| e.path.as_str()));
+        let (mut store_mounts, mut only_the_view, mut each_a_closure_path) = (0usize, false, true);
+        for mount in mounts.each() {
+            let mount = mount?;
+            refuse_placeholder(&mount)?;
+            let Some(paths) = closure_paths.as_mut() else { continue };
+            if !is_store_mount(&mount) {
                 continue;
             }
-            let mut mount = mount.clone();
-            if let Some(Value::String(source)) = mount.get_mut("source") {
-                if let Some(rest) = layout.relative(Path::new(source.as_str())).map(|r| r.display().to_string()) {
-                    *source = match self.staged_sources.get(&rest) {
-                        Some(host) => host.display().to_string(),
-                        None => format!("{BUNDLE_PLACEHOLDER}/{rest}"),
-                    };
+            store_mounts += 1;
+            if store_mounts == 1 {
+                only_the_view = is_standard_bind(&mount, &view, STORE_DIR);
+            }
+            if each_a_closure_path {
+                let destination = mount.get("destination").and_then(Value::as_str);
+                each_a_closure_path =
+                    destination.is_some_and(|d| paths.any(|p| p == d) && is_standard_bind(&mount, d, d));
+            }
+        }
+        Ok(closure_paths.is_some() && ((store_mounts == 1 && only_the_view) || each_a_closure_path))
+    }
+}
+
+/// The config's members but its mounts, without what only places a bundle
+/// on one machine (see the module's documentation).
+fn normalised_fields(config: &Value) -> Value {
+    let Value::Object(fields) = config else { return config.clone() };
+    let mut fields: serde_json::Map<String, Value> =
+        fields.iter().filter(|(name, _)| *name != "mounts").map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(Value::Object(annotations)) = fields.get_mut("annotations") {
+        annotations.remove(crate::oci::build::CONTAINER_NAME_ANNOTATION);
+        if annotations.is_empty() {
+            fields.remove("annotations");
+        }
+    }
+    if let Some(Value::Object(linux)) = fields.get_mut("linux") {
+        linux.remove("cgroupsPath");
+        for ns in linux.get_mut("namespaces").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(ns) = ns.as_object_mut() {
+                if ns.get("path").and_then(Value::as_str) == Some(crate::plan::PREPARED_NETWORK_NAMESPACE) {
+                    ns.remove("path");
                 }
             }
-            out.push(mount);
         }
-        out
     }
+    Value::Object(fields)
+}
 
-    /// Whether `mounts` are exactly nucleus's store view of the closure:
-    /// one read-only bind of the bundle's store view, or read-only binds of
-    /// closure paths onto themselves (in order, each at most once).
-    fn store_mounts_show_the_closure<'a>(&self, mounts: impl Iterator<Item = &'a Value>) -> bool {
-        let mounts: Vec<&Value> = mounts.collect();
-        let Some(closure) = &self.closure else { return false };
-        let standard = |m: &Value, source: &str, destination: &str| {
-            let expected = serde_json::to_value(defaults::bind(source, destination, false, false)).ok();
-            Some(m) == expected.as_ref()
-        };
-        let view = BundleLayout::new(&self.bundle_dir).path(STORE_VIEW_DIR);
-        if let [only] = mounts.as_slice() {
-            if standard(only, &view.display().to_string(), STORE_DIR) {
-                return true;
-            }
-        }
-        let mut paths = closure.iter().map(|e| e.path.as_str());
-        mounts.iter().all(|m| {
-            let Some(dest) = m.get("destination").and_then(Value::as_str) else { return false };
-            paths.any(|p| p == dest) && standard(m, dest, dest)
-        })
-    }
+fn is_store_mount(mount: &Value) -> bool {
+    mount.get("destination").and_then(Value::as_str).is_some_and(|d| Path::new(d).starts_with(STORE_DIR))
+}
+
+/// Whether `mount` is exactly the read-only bind nucleus writes.
+fn is_standard_bind(mount: &Value, source: &str, destination: &str) -> bool {
+    serde_json::to_value(defaults::bind(source, destination, false, false)).is_ok_and(|expected| *mount == expected)
+}
+
+/// The mount's source relative to the bundle, if it is inside it.
+fn bundle_relative_source(mount: &Value, layout: &BundleLayout) -> Option<String> {
+    let source = mount.get("source").and_then(Value::as_str)?;
+    layout.relative(Path::new(source)).map(|rest| rest.display().to_string())
 }
 
 /// The normalised document writes bundle paths as `$BUNDLE/…` and the
@@ -278,13 +402,11 @@ impl DigestRecord {
 /// such a mount itself would hash like a different config (one that binds
 /// the bundle's own path, or shows the recorded closure), so it is refused:
 /// nucleus never writes one, and no runtime could use one.
-fn refuse_placeholders(mounts: &[Value]) -> Result<(), String> {
-    for mount in mounts {
-        let source = mount.get("source").and_then(Value::as_str).unwrap_or_default();
-        let kind = mount.get("type").and_then(Value::as_str).unwrap_or_default();
-        if source.starts_with('$') || kind == "closure" {
-            return Err(format!("a mount of '{source}' (type '{kind}') uses a name the digest reserves"));
-        }
+fn refuse_placeholder(mount: &Value) -> Result<(), String> {
+    let source = mount.get("source").and_then(Value::as_str).unwrap_or_default();
+    let kind = mount.get("type").and_then(Value::as_str).unwrap_or_default();
+    if source.starts_with('$') || kind == "closure" {
+        return Err(format!("a mount of '{source}' (type '{kind}') uses a name the digest reserves"));
     }
     Ok(())
 }
@@ -292,6 +414,9 @@ fn refuse_placeholders(mounts: &[Value]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nix::closure::PathInfo;
+    use crate::nix::hash::NarHash;
+    use crate::nix::StorePath;
 
     const A: &str = "/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox";
     const B: &str = "/nix/store/iyfbhgnyacs9c74b5s3lp4vynl972yly-hello";
@@ -421,6 +546,43 @@ mod tests {
             digest(&r, &config).to_string(),
             "sha256:e4367e8c03d6e7321568f3115362b3805c20a5d3240f5e3484fa3298986d74b9"
         );
+    }
+
+    /// `nucleus bundle` digests the spec it builds, mount by mount and
+    /// straight into the hasher; `verify` digests config.json as read back.
+    /// Both must give the digest of the one canonical document.
+    #[test]
+    fn the_spec_as_built_and_as_read_back_give_one_digest() {
+        let paths = [(A, 1u8), (B, 2u8)].map(|(path, byte)| PathInfo {
+            path: StorePath::parse(path).unwrap(),
+            nar_hash: NarHash([byte; 32]),
+            nar_size: 1,
+            references: Vec::new(),
+        });
+        let closure = Closure { root: StorePath::parse(B).unwrap(), paths: paths.to_vec() };
+        let staged: BTreeMap<String, PathBuf> = [("staging/volume-0".to_string(), PathBuf::from("/srv/data"))].into();
+        for store in [vec![bind(A, A), bind(B, B)], vec![bind("/s/b/store-view", "/nix/store")], vec![bind(A, A)]] {
+            let mut mounts = vec![bind("/etc/resolv.conf", "/etc/resolv.conf")];
+            mounts.extend(store);
+            mounts.push(bind("/s/b/staging/volume-0", "/data"));
+            mounts.push(bind("/s/b/secrets/0", "/run/secrets/t"));
+            let config = json!({
+                "ociVersion": "1.0.2",
+                "process": {"args": ["/bin/hello"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+                "mounts": mounts,
+                "annotations": {"nucleus.container-name": "x"},
+                "linux": {"cgroupsPath": "/nucleus-x", "namespaces": [{"type": "network", "path": "/proc/self/ns/net"}]},
+            });
+            let mut spec: Spec = serde_json::from_value(config.clone()).unwrap();
+            let before = spec.clone();
+            let built =
+                DigestRecord::new(&mut spec, Path::new("/s/b"), Some(&closure), "none", staged.clone()).unwrap();
+            assert_eq!(spec, before, "the mounts are put back");
+            let read_back: Value = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+            assert_eq!(built.compute(&read_back).unwrap(), built.digest);
+            let document = built.canonical_document(&read_back).unwrap();
+            assert_eq!(built.digest.as_str(), format!("sha256:{}", hex(&Sha256::digest(document.as_bytes()))));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod write;
 
 use std::path::{Path, PathBuf};
 
+use oci_spec::runtime::Spec;
 use serde_json::Value;
 
 pub use digest::{ClosureEntry, Digest, DigestRecord};
@@ -42,7 +43,7 @@ pub enum EntryKind {
 pub struct BundleContents {
     pub layout: BundleLayout,
     /// config.json, exactly as written.
-    pub config: Value,
+    pub spec: Spec,
     pub record: DigestRecord,
     /// Mountpoints and symlinks inside `rootfs/`, and the run's staging
     /// mountpoints, parents before children.

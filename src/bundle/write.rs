@@ -34,7 +34,7 @@ fn write_into(dir: &SafeDir, contents: &BundleContents) -> std::io::Result<()> {
             EntryKind::Symlink(target) => parent_dir.symlink(name, target)?,
         }
     }
-    write_json(dir, CONFIG_FILE, &contents.config)?;
+    write_json(dir, CONFIG_FILE, &contents.spec)?;
     write_json(dir, RECORD_FILE, &contents.record)?;
     for parent in parents.values() {
         parent.sync()?;
