@@ -18,10 +18,10 @@
 //! directory.
 
 use std::ffi::OsString;
-use std::fs::{self, File, FileType};
+use std::fs::{self, FileType};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use openssl::sha::Sha256;
@@ -29,7 +29,7 @@ use openssl::sha::Sha256;
 use super::nar_stream::{NarBuilder, Node};
 use super::tar::TarWriter;
 use crate::nix::hash::NarHash;
-use crate::nix::nar::list;
+use crate::nix::nar::{list, open_listed_file};
 use crate::nix::PathInfo;
 use crate::{Error, Result};
 
@@ -209,14 +209,7 @@ fn write_entry<W: Write>(
         let why = "it is neither a regular file, a directory nor a symlink, so no NAR and no image holds it";
         return Err(Error::io("cannot archive", path, io::Error::other(why)));
     }
-    // O_NOFOLLOW: a file replaced by a symlink since it was listed fails
-    // rather than archiving what the link points to.
-    let mut file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| Error::io("cannot open", path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io("cannot stat", path, e))?;
+    let (mut file, meta) = open_listed_file(path)?;
     let executable = meta.permissions().mode() & 0o100 != 0;
     let size = meta.len();
     tar.begin_file(&name, if executable { 0o555 } else { 0o444 }, size).map_err(failed)?;

@@ -309,17 +309,7 @@ fn node<D: Drain>(path: &Path, kind: FileType, enc: &mut Encoder<D>) -> Result<O
     enc.str(b"(")?;
     enc.str(b"type")?;
     if kind.is_file() {
-        // O_NOFOLLOW: if the file was replaced by a symlink since it was
-        // listed, fail rather than archive what the symlink points to.
-        let mut file = File::options()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| Error::io("cannot open", path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io("cannot stat", path, e))?;
-        if !meta.is_file() {
-            return Err(Error::io("cannot archive", path, io::Error::other("it changed type while being archived")));
-        }
+        let (mut file, meta) = open_listed_file(path)?;
         enc.str(b"regular")?;
         // Nix records only the owner's execute bit.
         if meta.permissions().mode() & 0o100 != 0 {
@@ -353,6 +343,24 @@ fn node<D: Drain>(path: &Path, kind: FileType, enc: &mut Encoder<D>) -> Result<O
         let why = format!("it is {what}; a NAR holds only regular files, directories and symlinks");
         Err(Error::io("cannot archive", path, io::Error::other(why)))
     }
+}
+
+/// Opens a file that listing its directory showed as a regular file, and
+/// refuses it if it is not one any more: O_NOFOLLOW makes a file replaced
+/// by a symlink fail rather than yield what the link points to, and
+/// O_NONBLOCK keeps one replaced by a FIFO from blocking the open (a
+/// regular file's reads ignore the flag).
+pub(crate) fn open_listed_file(path: &Path) -> Result<(File, fs::Metadata)> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io("cannot open", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("cannot stat", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::io("cannot archive", path, io::Error::other("it changed type while being archived")));
+    }
+    Ok((file, meta))
 }
 
 /// The entries of directory `path` in NAR order: sorted by the raw bytes
@@ -514,5 +522,22 @@ mod tests {
         nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let err = nar_sha256(dir.path()).unwrap_err();
         assert!(matches!(&err, Error::Io { path, .. } if *path == p), "{err}");
+    }
+
+    /// A file listed as regular and swapped for a FIFO or a symlink before
+    /// it is opened is refused, and the open does not wait for a writer.
+    #[test]
+    fn a_listed_file_swapped_for_a_fifo_or_symlink_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let link = dir.path().join("link");
+        std::fs::write(dir.path().join("target"), b"x").unwrap();
+        symlink("target", &link).unwrap();
+        for path in [&fifo, &link] {
+            let err = open_listed_file(path).unwrap_err();
+            assert!(matches!(&err, Error::Io { path: p, .. } if p == path), "{err}");
+        }
+        assert!(open_listed_file(&dir.path().join("target")).is_ok());
     }
 }
