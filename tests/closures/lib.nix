@@ -24,4 +24,22 @@ rec {
     echo "nucleus test closure" > $out/etc/motd
     ${extra}
   '';
+
+  # A toolbox that also references `count` small leaf paths, listed in
+  # $out/etc/leaves. The list reaches the builder as a file (passAsFile),
+  # not in its argv, so it may be longer than one argument may be (128 KiB).
+  withLeaves = name: count: extra: derivation {
+    inherit name system;
+    builder = "${busybox}/bin/sh";
+    PATH = "${busybox}/bin";
+    leaves = builtins.concatStringsSep "\n"
+      (builtins.genList (i: builtins.toFile "leaf-${toString i}" "leaf ${toString i}\n") count);
+    passAsFile = [ "leaves" ];
+    args = [ "-c" ''
+      mkdir -p $out/bin $out/etc
+      for a in ${toString applets}; do ln -s ${busybox}/bin/busybox $out/bin/$a; done
+      cat "$leavesPath" > $out/etc/leaves
+      ${extra}
+    '' ];
+  };
 }

@@ -7,22 +7,10 @@
 { busyboxFile ? /usr/bin/busybox, width ? 300, salt ? "0" }:
 let
   t = import ./lib.nix { inherit busyboxFile; };
-  leaves = builtins.genList (i: builtins.toFile "leaf-${toString i}" "leaf ${toString i}\n") width;
   stamp = t.script "stamp-${salt}" ''
     mkdir $out
     cat /proc/sys/kernel/random/uuid > $out/stamp
   '';
-in derivation {
-  name = "stamped-${salt}";
-  system = builtins.currentSystem;
-  builder = "${t.busybox}/bin/sh";
-  PATH = "${t.busybox}/bin";
-  leaves = builtins.concatStringsSep "\n" leaves;
-  passAsFile = [ "leaves" ];
-  args = [ "-c" ''
-    mkdir -p $out/bin $out/etc
-    for a in ${toString t.applets}; do ln -s ${t.busybox}/bin/busybox $out/bin/$a; done
-    cat "$leavesPath" > $out/etc/leaves
-    echo ${stamp} > $out/etc/stamp
-  '' ];
-}
+in t.withLeaves "stamped-${salt}" width ''
+  echo ${stamp} > $out/etc/stamp
+''
