@@ -29,6 +29,10 @@ use nucleus::host::sources::{HostSources, SourceKind};
 use nucleus::policy;
 use nucleus::request::{RunRequest, Secret, Volume};
 
+#[path = "reference/paths.rs"]
+mod paths;
+use paths::normalised;
+
 const FORBIDDEN_SOURCES: &[&str] = &["/proc", "/sys", "/dev", "/boot", "/etc", "/root", "/run", "/var/run", "/nix"];
 /// Secrets are single files that services keep under /etc or /run.
 const FORBIDDEN_SECRET_SOURCES: &[&str] = &["/proc", "/sys", "/dev", "/nix"];
@@ -198,22 +202,6 @@ fn destination(text: &str) -> Option<String> {
     }
     check_destination(&dst, text);
     Some(dst)
-}
-
-/// Absolute, no NUL, no `..`; `.` and empty components dropped.
-fn normalised(text: &str) -> Option<String> {
-    if !text.starts_with('/') || text.contains('\0') {
-        return None;
-    }
-    let mut parts = Vec::new();
-    for part in text.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return None,
-            _ => parts.push(part),
-        }
-    }
-    Some(format!("/{}", parts.join("/")))
 }
 
 /// What an accepted source must be, whichever way it was computed.

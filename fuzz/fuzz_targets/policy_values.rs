@@ -8,6 +8,10 @@ use std::net::IpAddr;
 use libfuzzer_sys::fuzz_target;
 use nucleus::policy::{self, EnvArg};
 
+#[path = "reference/paths.rs"]
+mod paths;
+use paths::normalised;
+
 fuzz_target!(|data: &[u8]| {
     // Command-line arguments reach the parsers as UTF-8 (clap refuses the rest).
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -147,18 +151,3 @@ fn hostname_ok(text: &str) -> bool {
         })
 }
 
-/// Absolute, no NUL, no `..`; `.` and empty components dropped.
-fn normalised(text: &str) -> Option<String> {
-    if !text.starts_with('/') || text.contains('\0') {
-        return None;
-    }
-    let mut parts = Vec::new();
-    for part in text.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return None,
-            _ => parts.push(part),
-        }
-    }
-    Some(format!("/{}", parts.join("/")))
-}
