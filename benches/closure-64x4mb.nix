@@ -8,17 +8,8 @@
 let
   t = import ../tests/closures/lib.nix { inherit busyboxFile; };
 
-  # 32 MiB to cut the blobs from: a 4 MiB pool from a 32-bit LCG (top 24
-  # bits of each step), then eight rotations of it. Not in the closure.
-  pool = t.script "random-pool-32mb" ''
-    set -e
-    awk 'BEGIN { x = 12345; for (i = 0; i < 1398102; i++) { x = (x * 69069 + 1) % 4294967296; printf "%06x", int(x / 256) } }' \
-      | xxd -r -p | head -c 4194304 > pool
-    for r in 0 1 2 3 4 5 6 7; do
-      tail -c +$((r * 524287 + 1)) pool
-      head -c $((r * 524287)) pool
-    done > $out
-  '';
+  # What the blobs are cut from; not in the closure.
+  pool = import ./random-pool.nix { inherit t; };
 
   # Blob i: 16 pieces of 256 KiB from offsets an LCG seeded with i picks,
   # so no two blobs share their bytes.

@@ -7,18 +7,11 @@
 { busyboxFile ? /usr/bin/busybox }:
 let
   t = import ../tests/closures/lib.nix { inherit busyboxFile; };
+  pool = import ./random-pool.nix { inherit t; };
 in
 t.script "random-200mb" ''
   set -e
-  # A 4 MiB pool from a 32-bit LCG (top 24 bits of each step), then eight
-  # rotations of it so that no file repeats with a short period.
-  awk 'BEGIN { x = 12345; for (i = 0; i < 1398102; i++) { x = (x * 69069 + 1) % 4294967296; printf "%06x", int(x / 256) } }' \
-    | xxd -r -p | head -c 4194304 > pool
-  for r in 0 1 2 3 4 5 6 7; do
-    tail -c +$((r * 524287 + 1)) pool
-    head -c $((r * 524287)) pool
-  done > big
-  # One line per file: path, size, offset into the 32 MiB pool, executable.
+  # One line per file: path, size, offset into the pool, executable.
   awk '
     function rnd(m) { x = (x * 69069 + 1) % 4294967296; return int(x / 256) % m }
     function emit(name, size) { print name, size, rnd(33554432 - size), (rnd(4) == 0) }
@@ -30,12 +23,12 @@ t.script "random-200mb" ''
     }' > list
   while read name size off exe; do
     mkdir -p "$out/''${name%/*}"
-    dd if=big of="$out/$name" bs=65536 skip="$off" count="$size" iflag=skip_bytes,count_bytes 2>/dev/null
+    dd if=${pool} of="$out/$name" bs=65536 skip="$off" count="$size" iflag=skip_bytes,count_bytes 2>/dev/null
     if [ "$exe" = 1 ]; then chmod +x "$out/$name"; fi
   done < list
   mkdir -p $out/empty-dir
   touch $out/small/empty-1 $out/small/empty-2
   ln -s large/blob-0 $out/link-to-blob
   ln -s /nonexistent $out/dangling
-  rm pool big list
+  rm list
 ''
