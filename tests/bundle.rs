@@ -267,17 +267,8 @@ fn a_200_path_bundle_runs_unchanged_under_runc() {
     assert_eq!(requisites(&wide).len(), 200);
     let script = "cat /etc/motd; ls /nix/store | wc -l; echo x > /probe || echo read-only";
     ok(&w.run(&["bundle", "--out", dir.to_str().unwrap(), wide.to_str().unwrap(), "--", "/bin/sh", "-c", script]));
-    let runc_root = w.tmp.path().join("runc-root");
     let id = format!("nucleus-test-{}", std::process::id());
-    let out = Command::new("runc")
-        .arg("--root")
-        .arg(&runc_root)
-        .args(["run", "--bundle"])
-        .arg(&dir)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("runc not found (apt-get install runc)");
+    let out = run_bundle_under("runc", &w.tmp.path().join("runc-root"), &[], &dir, &id);
     let text = ok(&out);
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("nucleus test closure"));

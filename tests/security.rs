@@ -800,25 +800,9 @@ fn store_paths_that_are_symlinks_resolve_inside_the_sandbox() {
     let in_rootfs = dir.join("rootfs").join(added.trim_start_matches('/'));
     assert!(std::fs::symlink_metadata(&in_rootfs).unwrap().file_type().is_symlink(), "{in_rootfs:?}");
     let id = format!("nucleus-symlinks-{}", std::process::id());
-    let runsc = Command::new("runsc")
-        .arg("--root")
-        .arg(w.path("runsc-root"))
-        .args(["--network=none", "run", "--bundle"])
-        .arg(&dir)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let runsc = run_bundle_under("runsc", &w.path("runsc-root"), &["--network=none"], &dir, &id);
     assert_symlinks_stay_inside(&Probes::parse(&mode, &runsc), &decoy);
-    let runc = Command::new("runc")
-        .arg("--root")
-        .arg(w.path("runc-root"))
-        .args(["run", "--bundle"])
-        .arg(&dir)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("runc not found (apt-get install runc)");
+    let runc = run_bundle_under("runc", &w.path("runc-root"), &[], &dir, &id);
     assert_symlinks_stay_inside(&Probes::parse(&mode, &runc), &decoy);
     w.assert_clean();
 }
@@ -1789,15 +1773,7 @@ fn verify_catches_a_bundle_that_shows_something_else() {
     // And the staged symlink would really have shown the host's /etc.
     let forged = w.path(&format!("b{}", cases.len() - 1));
     let id = format!("nucleus-forged-{}", std::process::id());
-    let runsc = Command::new("runsc")
-        .arg("--root")
-        .arg(w.path("runsc-root"))
-        .args(["--network=none", "run", "--bundle"])
-        .arg(&forged)
-        .arg(&id)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let runsc = run_bundle_under("runsc", &w.path("runsc-root"), &["--network=none"], &forged, &id);
     assert_eq!(stdout(&runsc).trim(), host_hostname(), "the forged bundle did not show the host's /etc");
     // A record that moves the normalisation elsewhere (the host's /etc
     // claimed to be the volume, with the bundle "written at /") is refused

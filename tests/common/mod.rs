@@ -313,6 +313,21 @@ pub fn signal(child: &Child, signal: i32) {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::try_from(signal).unwrap()).unwrap();
 }
 
+/// Runs a bundle nucleus wrote under another runtime, with no stdin:
+/// `runtime --root ROOT FLAGS… run --bundle BUNDLE ID` (runc or runsc).
+pub fn run_bundle_under(runtime: &str, root: &Path, flags: &[&str], bundle: &Path, id: &str) -> Output {
+    Command::new(runtime)
+        .arg("--root")
+        .arg(root)
+        .args(flags)
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{runtime}: {e} (apt-get install {runtime})"))
+}
+
 /// Runs `program ARGS…` as the unprivileged user, in a clean environment.
 pub fn as_unprivileged_user(program: &str) -> Command {
     let mut cmd = Command::new("runuser");
