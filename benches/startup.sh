@@ -13,7 +13,10 @@
 #                        between runs, see src/sandbox/views.rs)
 #   peak RSS             of the nucleus process itself (VmHWM; Nix and runsc
 #                        are not counted): run (3000 paths), bundle (3000
-#                        paths, Nix asked), hash (benches/random-200mb.nix)
+#                        paths, Nix asked; and 3 paths, for what the binary
+#                        and its shared libraries take whatever the closure),
+#                        hash (benches/random-200mb.nix); with the largest
+#                        anonymous part (RssAnon) seen
 #
 # Usage: benches/startup.sh [ROUNDS]   (default 15; run as root, on a quiet
 # machine: the load average is printed before and after)
@@ -22,6 +25,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-15}
 export NIX_CONFIG="substituters ="
+
+# Nix is asked for closures through its daemon, as on NixOS.
+source scripts/deps.sh
+nucleus_start_daemon
 
 if [ -z "${NUCLEUS:-}" ]; then
   cargo build --release --locked --quiet
@@ -103,18 +110,22 @@ for _ in 1 2 3 4 5; do
 done
 
 # Peak RSS of the nucleus process alone (its children, runsc and nix, are
-# not counted): VmHWM, read until the process ends.
+# not counted): VmHWM, read until the process ends, and the largest
+# RssAnon seen (heap and stacks, without the pages of the binary and the
+# shared libraries it maps).
 peak_kb() {
-  local pid=$1 peak=0 v
+  local pid=$1 peak=0 anon=0 v a
   while kill -0 "$pid" 2>/dev/null; do
-    v=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-    [ -n "$v" ] && [ "$v" -gt "$peak" ] && peak=$v
+    read -r v a < <(awk '/^VmHWM/ {h=$2} /^RssAnon/ {a=$2} END {print h+0, a+0}' "/proc/$pid/status" 2>/dev/null || echo "0 0")
+    [ "$v" -gt "$peak" ] && peak=$v
+    [ "$a" -gt "$anon" ] && anon=$a
     sleep 0.001
   done
-  echo "$peak"
+  echo "$peak KB (anonymous $anon KB)"
 }
 "$nucleus" run "$large" -- /bin/sleep 1 & run_rss=$(peak_kb $!)
 "$nucleus" bundle --out "$work/rss" "$large" -- /bin/true >/dev/null 2>&1 & bundle_rss=$(peak_kb $!)
+"$nucleus" bundle --out "$work/rss-small" "$small" -- /bin/true >/dev/null 2>&1 & floor_rss=$(peak_kb $!)
 "$nucleus" hash "$hash_input" >/dev/null & hash_rss=$(peak_kb $!)
 
 printf '\n%-48s %10s\n' "figure (median of $rounds rounds)" "value"
@@ -129,9 +140,10 @@ printf '%-48s %10.3f   (target <= 1.25)\n' "ratio cold-cache run / runsc run" "$
 printf '%-48s %10.3f\n' "ratio cold-cache run / warm-cache run" "$(median < "$work/r_cw")"
 printf '%-48s %10.3f\n' "ratio 600-path / 3-path" "$(median < "$work/r_wide")"
 printf '%-48s %10.3f   (target <= 1.25)\n' "ratio 3000-path / 3-path" "$(median < "$work/r_large")"
-printf '%-48s %8d KB\n' "peak RSS of nucleus during run (3000 paths)" "$run_rss"
-printf '%-48s %8d KB   (target <= 8192)\n' "peak RSS of nucleus during bundle (3000 paths)" "$bundle_rss"
-printf '%-48s %8d KB   (target <= 8192)\n' "peak RSS of nucleus during hash" "$hash_rss"
+printf '%-48s %s\n' "peak RSS of nucleus during run (3000 paths)" "$run_rss"
+printf '%-48s %s   (target <= 8192 KB)\n' "peak RSS of nucleus during bundle (3000 paths)" "$bundle_rss"
+printf '%-48s %s\n' "  the same for a 3-path closure" "$floor_rss"
+printf '%-48s %s   (target <= 8192 KB)\n' "peak RSS of nucleus during hash" "$hash_rss"
 if [ "$slow" -gt 0 ]; then
   echo "note: $slow nucleus runs took over 2 s (runsc delete waiting on an unreaped gofer)"
 fi

@@ -67,6 +67,14 @@ nucleus_prepare_rootless() {
   elif ! id -nG "$NUCLEUS_ROOTLESS_USER" | grep -qw nix-users; then
     usermod -aG nix-users "$NUCLEUS_ROOTLESS_USER"
   fi
+  nucleus_start_daemon
+}
+
+# Starts nix-daemon if none answers. NixOS always runs one, and nucleus asks
+# it for closures (falling back to `nix path-info`, which costs more), so
+# the benchmarks want one too.
+nucleus_start_daemon() {
+  [ "$(id -u)" -eq 0 ] || return 0
   nucleus_daemon_answers && return 0
   echo "starting nix-daemon" >&2
   setsid nix-daemon >/dev/null 2>&1 </dev/null &
