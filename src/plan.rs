@@ -420,25 +420,20 @@ fn bundle_entries(
     let rootfs_path = |dest: &Path| format!("{}{}", crate::bundle::layout::ROOTFS_DIR, dest.display());
     let mut entries =
         vec![BundleEntry { path: crate::bundle::layout::ROOTFS_DIR.to_string(), kind: EntryKind::Directory }];
-    // A set: a 3000-path closure has as many mounts to look up.
-    let file_destinations: std::collections::HashSet<PathBuf> = req
+    // A set (of borrowed paths): a 3000-path closure has as many mounts
+    // to look up.
+    let file_destinations: std::collections::HashSet<&Path> = req
         .volumes
         .iter()
         .zip(&sources.volumes)
         .filter(|(_, o)| o.kind == SourceKind::File)
-        .map(|(v, _)| PathBuf::from(&v.destination))
-        .chain(req.secrets.iter().map(|s| PathBuf::from(&s.destination)))
-        .chain(
-            rootfs
-                .store_entries()
-                .iter()
-                .filter(|e| e.kind == StoreEntryKind::File)
-                .map(|e| e.path.as_path().to_path_buf()),
-        )
+        .map(|(v, _)| Path::new(&v.destination))
+        .chain(req.secrets.iter().map(|s| Path::new(&s.destination)))
+        .chain(rootfs.store_entries().iter().filter(|e| e.kind == StoreEntryKind::File).map(|e| e.path.as_path()))
         .collect();
     for mount in spec.mounts().as_deref().unwrap_or_default() {
         let dest = mount.destination();
-        let kind = if file_destinations.contains(dest) { EntryKind::File } else { EntryKind::Directory };
+        let kind = if file_destinations.contains(dest.as_path()) { EntryKind::File } else { EntryKind::Directory };
         entries.push(BundleEntry { path: rootfs_path(dest), kind });
     }
     if *store == StorePlan::PerPath {
