@@ -200,11 +200,23 @@ fn plan(
     Ok(plan)
 }
 
+/// For the commands that ask Nix and write their output: the stop signals
+/// are blocked from here on, so that a Ctrl-C or a `kill` ends Nix's
+/// commands (in process groups of their own, which a terminal's Ctrl-C
+/// does not reach) and takes back a half-written bundle or image, instead
+/// of killing nucleus half-way. Nix's commands end at a stop; writers look
+/// for one at each step ([`crate::interrupt::check`]).
+fn stoppable_from_now() -> Result<Deadline> {
+    crate::interrupt::block_stops()?;
+    Ok(Deadline::none().stoppable())
+}
+
 fn write_bundle(args: &BundleArgs) -> Result<i32> {
+    let deadline = stoppable_from_now()?;
     let req = args.sandbox.request(&args.workload, HostAccess::Full)?;
     let out = absolute(&args.out)?;
     let sources = HostSources::open(&req)?;
-    let resolved = resolve(&req, None, &Deadline::none())?;
+    let resolved = resolve(&req, None, &deadline)?;
     let plan = plan(&req, &resolved, &sources, &PlanTarget::Directory(&out))?;
     bundle::write(&plan.bundle, Accept::NewOrEmpty)?;
     print_line(plan.bundle.record.digest.as_str())
@@ -250,12 +262,13 @@ struct ImageSource {
 /// `kube` alike, so both name the same image. No host path is opened: the
 /// volumes of an image are the runtime's to provide.
 fn image_source(sandbox: &SandboxArgs, workload: &WorkloadArgs, max_layers: u16) -> Result<ImageSource> {
+    let deadline = stoppable_from_now()?;
     let req = sandbox.request(workload, HostAccess::Full)?;
     crate::image::check_request(&req)?;
     if req.installable.is_none() {
         return Err(Error::invalid("INSTALLABLE", "an image holds a closure, and host mode has none"));
     }
-    let resolved = resolve(&req, None, &Deadline::none())?;
+    let resolved = resolve(&req, None, &deadline)?;
     let sources = HostSources::default();
     // The bundle digest does not depend on where a bundle is written; this
     // directory holds no volume source (nothing under /proc may be one).
@@ -350,9 +363,10 @@ fn write_new_file(option: &str, path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 fn closure(installable: &str, json: bool) -> Result<i32> {
+    let deadline = stoppable_from_now()?;
     let request = crate::request::InstallableRequest { text: installable.to_string(), ..Default::default() };
-    let root = Installable::classify(&request)?.resolve(false, &Deadline::none())?.root;
-    let closure = Closure::query(&root, &Deadline::none())?;
+    let root = Installable::classify(&request)?.resolve(false, &deadline)?.root;
+    let closure = Closure::query(&root, &deadline)?;
     if json {
         print_line(&to_json(&closure.paths)?)
     } else {

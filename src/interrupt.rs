@@ -1,17 +1,58 @@
-//! Stop signals (TERM, INT, HUP, QUIT) that reach `nucleus run` before its
-//! workload runs.
+//! Stop signals (TERM, INT, HUP, QUIT) that reach nucleus before its
+//! workload runs, or while it writes a bundle or an image.
 //!
-//! `run` blocks them from its first moment, so none can kill nucleus
-//! half-way (a Nix command in a process group of its own would be left
-//! running, a terminal's Ctrl-C never reaching it). Whatever waits on a
-//! child meanwhile looks for one pending ([`pending_stop`]), ends its
-//! child and stops the run with [`crate::Error::Interrupted`]; from the
-//! launch on, the sandbox stage reads them from a signalfd.
+//! `run`, `bundle`, `image`, `kube` and `closure` block them from their
+//! first moment, so none can kill nucleus half-way: a Nix command in a
+//! process group of its own (a terminal's Ctrl-C never reaches it) would be
+//! left running, and a bundle or image half written. Whatever waits on a
+//! child meanwhile looks for one pending ([`pending_stop`]), ends its child
+//! and stops the command with [`crate::Error::Interrupted`]; a writer asks
+//! [`check`] at each step and takes back what it wrote. From `run`'s launch
+//! on, the sandbox stage reads them from a signalfd.
 
-use nix::sys::signal::Signal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+
+use crate::{Error, Result};
 
 /// The signals that stop a run before its workload runs.
 pub const STOP: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
+
+/// Blocks the stop signals in this thread; threads started later inherit
+/// the mask, so a stop stays pending until nucleus looks for it.
+pub fn block_stops() -> Result<()> {
+    let mut set = SigSet::empty();
+    for signal in STOP {
+        set.add(signal);
+    }
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| Error::setup("block signals", e))
+}
+
+/// How often [`check`] looks: often enough that a stop ends a write at
+/// once, seldom enough to cost nothing in a loop over every file.
+const CHECK_EVERY: Duration = Duration::from_millis(50);
+
+/// The error for a stop signal sent while `what` was being done, if one
+/// was pending when this last looked; cheap enough to call at every step
+/// of a long loop, as it looks at most every [`CHECK_EVERY`]. A no-op
+/// unless the stop signals are blocked.
+pub fn check(what: &str) -> Result<()> {
+    static START: OnceLock<Instant> = OnceLock::new();
+    static NEXT_LOOK: AtomicU64 = AtomicU64::new(0);
+    let now = START.get_or_init(Instant::now).elapsed().as_nanos() as u64;
+    if now < NEXT_LOOK.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    NEXT_LOOK.store(now + CHECK_EVERY.as_nanos() as u64, Ordering::Relaxed);
+    match pending_stop() {
+        Some(signal) => Err(Error::Interrupted { signal: signal.to_string(), during: format!("while {what}") }),
+        None => Ok(()),
+    }
+}
 
 /// A stop signal sent to this process and blocked, not yet taken. It stays
 /// pending: looking does not consume it.

@@ -258,6 +258,23 @@ fn signals_at_the_moment_the_workload_starts_are_never_lost() {
     }
 }
 
+/// Starts `nucleus ARGS…` with `env`, stdout and stderr piped.
+fn spawn_nucleus(w: &World, env: &[(&str, &str)], args: &[&str]) -> Child {
+    let mut cmd = w.nucleus();
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// Whether `pid` has started a child yet.
+fn has_children(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).is_ok_and(|c| !c.trim().is_empty())
+}
+
+/// Every command that asks Nix ends Nix's commands at a stop signal (they
+/// run in process groups of their own, which a terminal's Ctrl-C does not
+/// reach), leaves no output, and says what it was waiting for.
 #[test]
 fn a_stop_signal_while_nix_works_ends_nix_too() {
     let w = World::new();
@@ -266,25 +283,90 @@ fn a_stop_signal_while_nix_works_ends_nix_too() {
     let nix_file = w.path("slow.nix");
     std::fs::write(&nix_file, "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }")
         .unwrap();
-    for signal_number in [libc::SIGTERM, libc::SIGINT] {
-        let child = w
-            .nucleus()
-            .env("PATH", &path)
-            .args(["run", nix_file.to_str().unwrap(), "--", "/bin/true"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+    let nix_file = nix_file.to_str().unwrap();
+    let out = w.path("out");
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["run", nix_file, "--", "/bin/true"],
+        &["bundle", "--out", out, nix_file, "--", "/bin/true"],
+        &["image", "--out", out, nix_file, "--", "/bin/true"],
+        &["kube", nix_file, "--", "/bin/true"],
+        &["closure", nix_file],
+    ];
+    for (args, signal_number) in commands.iter().zip([libc::SIGTERM, libc::SIGINT].into_iter().cycle()) {
+        let child = spawn_nucleus(&w, &[("PATH", &path)], args);
         let pid = child.id();
-        eventually(Duration::from_secs(20), "nix-build runs", || {
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).is_ok_and(|c| !c.trim().is_empty())
-        });
+        eventually(Duration::from_secs(20), "nix-build runs", || has_children(pid));
         signal(&child, signal_number);
-        let out = child.wait_with_output().unwrap();
-        assert_refused(&out);
-        assert!(stderr(&out).contains("while nix-build"), "{}", stderr(&out));
+        let output = child.wait_with_output().unwrap();
+        assert_refused(&output);
+        assert!(stderr(&output).contains("while nix-build"), "{args:?}: {}", stderr(&output));
+        assert!(!Path::new(out).exists(), "{args:?} left its output");
         assert_all_gone(&w);
     }
+}
+
+/// A daemon that takes the connection and never answers holds no stop off,
+/// with no `--timeout` to end the wait.
+#[test]
+fn a_stop_signal_ends_a_wait_on_a_silent_nix_daemon() {
+    let w = World::new();
+    let silent = w.path("daemon-socket");
+    let _listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+    let hello = hello();
+    let out = w.path("out");
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["run", &hello, "--", "/bin/true"],
+        &["bundle", "--out", out, &hello, "--", "/bin/true"],
+        &["closure", &hello],
+    ];
+    for args in commands {
+        let mut child = spawn_nucleus(&w, &[("NIX_DAEMON_SOCKET_PATH", silent.to_str().unwrap())], args);
+        // Time to connect and wait (there is nothing else to wait for).
+        std::thread::sleep(Duration::from_millis(500));
+        let started = Instant::now();
+        signal(&child, libc::SIGINT);
+        let status = wait_at_most(&mut child, Duration::from_secs(10));
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!(status.code(), Some(125), "{args:?}: {err}");
+        assert!(err.contains("Nix daemon"), "{args:?}: {err}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{args:?}: took {:?}", started.elapsed());
+        assert!(!Path::new(out).exists(), "{args:?} left its output");
+        assert_all_gone(&w);
+    }
+}
+
+/// An image stopped while its layers are written is taken back whole: no
+/// layout directory, no archive, no temporary file beside it.
+#[test]
+fn a_stop_signal_while_an_image_is_written_leaves_nothing() {
+    let w = World::new();
+    let sparse = closure("sparse");
+    let sparse = sparse.to_str().unwrap();
+    let layout = w.path("layout");
+    let archive = w.path("image.tar");
+    for (out, being_written) in [(&layout, layout.join("blobs/sha256")), (&archive, w.path("."))] {
+        let child = spawn_nucleus(&w, &[], &["image", "--out", out.to_str().unwrap(), sparse, "--", "/zeros"]);
+        // A layout writes its layer to a temporary file in blobs/sha256; an
+        // archive hashes its layers before it writes anything.
+        eventually(Duration::from_secs(20), "the image is being made", || {
+            let pending = std::fs::read_dir(&being_written).into_iter().flatten().flatten();
+            out == &archive || pending.into_iter().any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        });
+        if out == &archive {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        signal(&child, libc::SIGINT);
+        let output = child.wait_with_output().unwrap();
+        assert_refused(&output);
+        assert!(stderr(&output).contains("while making the image's layers"), "{}", stderr(&output));
+        assert!(!out.exists(), "{} is left", out.display());
+        let left: Vec<String> = entries(w.tmp.path()).into_iter().filter(|n| n.ends_with(".tmp")).collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    assert_all_gone(&w);
 }
 
 #[test]

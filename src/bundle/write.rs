@@ -15,31 +15,36 @@ use crate::{Error, Result};
 /// also fill an empty directory.
 pub fn write(contents: &BundleContents, accept: Accept) -> Result<()> {
     let dir = contents.layout.dir();
-    OutputDir::open(dir, 0o700, accept)?
-        .fill(|handle| write_into(handle, contents).map_err(|e| Error::bundle(dir, "cannot be written", Some(e))))
+    OutputDir::open(dir, 0o700, accept)?.fill(|handle| write_into(handle, contents))
 }
 
-fn write_into(dir: &SafeDir, contents: &BundleContents) -> std::io::Result<()> {
+fn write_into(dir: &SafeDir, contents: &BundleContents) -> Result<()> {
+    let failed = |e| Error::bundle(contents.layout.dir(), "cannot be written", Some(e));
     let mut parents: HashMap<String, SafeDir> = HashMap::new();
     for entry in &contents.entries {
+        // A stop takes the bundle back (a per-path bundle of a large
+        // closure has thousands of mountpoints to make).
+        crate::interrupt::check("writing the bundle")?;
         let (parent, name) = entry.path.rsplit_once('/').unwrap_or(("", entry.path.as_str()));
         if !parents.contains_key(parent) {
-            let opened = if parent.is_empty() { dir.try_clone()? } else { dir.subdirs(parent, 0o755)? };
-            parents.insert(parent.to_string(), opened);
+            let opened = if parent.is_empty() { dir.try_clone() } else { dir.subdirs(parent, 0o755) };
+            parents.insert(parent.to_string(), opened.map_err(failed)?);
         }
         let Some(parent_dir) = parents.get(parent) else { continue };
         match &entry.kind {
-            EntryKind::Directory => drop(parent_dir.subdir(name, 0o755, false)?),
-            EntryKind::File => parent_dir.touch(name, 0o444)?,
-            EntryKind::Symlink(target) => parent_dir.symlink(name, target)?,
+            EntryKind::Directory => parent_dir.subdir(name, 0o755, false).map(drop),
+            EntryKind::File => parent_dir.touch(name, 0o444),
+            EntryKind::Symlink(target) => parent_dir.symlink(name, target),
         }
+        .map_err(failed)?;
     }
-    write_json(dir, CONFIG_FILE, &contents.spec)?;
-    write_json(dir, RECORD_FILE, &contents.record)?;
+    write_json(dir, CONFIG_FILE, &contents.spec).map_err(failed)?;
+    write_json(dir, RECORD_FILE, &contents.record).map_err(failed)?;
     for parent in parents.values() {
-        parent.sync()?;
+        parent.sync().map_err(failed)?;
     }
-    dir.sync()
+    dir.sync().map_err(failed)?;
+    crate::interrupt::check("writing the bundle")
 }
 
 /// `value` as pretty JSON in a new file, streamed.

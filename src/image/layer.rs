@@ -152,6 +152,9 @@ fn write_store_path<W: Write>(tar: &mut TarWriter<W>, info: &PathInfo, buf: &mut
         stack.push(frame);
     }
     while let Some(frame) = stack.last_mut() {
+        // A stop ends the image here and in the loop over a file's data;
+        // the image's writer takes back what it wrote.
+        crate::interrupt::check("making the image's layers")?;
         let Some((name, kind)) = frame.entries.next() else {
             stack.pop();
             components.pop();
@@ -215,6 +218,7 @@ fn write_entry<W: Write>(
     tar.begin_file(&name, if executable { 0o555 } else { 0o444 }, size).map_err(failed)?;
     nar_entry(nar, &parts, Node::Regular { executable, size }).map_err(nar_failed)?;
     loop {
+        crate::interrupt::check("making the image's layers")?;
         let n = match file.read(buf) {
             Ok(0) => break,
             Ok(n) => n,

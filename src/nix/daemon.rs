@@ -66,11 +66,48 @@ pub fn closure(root: &StorePath, deadline: &Deadline) -> Result<Option<Closure>>
         Ok(closure) => closure.map(Some),
         Err(e) if deadline.expired() => {
             tracing::debug!("the Nix daemon did not answer in time: {e}");
-            Err(deadline.timeout_error("the Nix daemon (closure query)"))
+            Err(deadline.timeout_error(DAEMON_QUERY))
         }
-        Err(e) => {
-            tracing::debug!("the Nix daemon's answer was not understood, asking the nix CLI: {e}");
-            Ok(None)
+        Err(e) => match deadline.interruption(DAEMON_QUERY) {
+            Some(stopped) => Err(stopped),
+            None => {
+                tracing::debug!("the Nix daemon's answer was not understood, asking the nix CLI: {e}");
+                Ok(None)
+            }
+        },
+    }
+}
+
+const DAEMON_QUERY: &str = "the Nix daemon (closure query)";
+
+/// How long a read from the daemon waits before it looks at the deadline
+/// and for a stop signal again: a daemon that never answers must not hold
+/// a Ctrl-C off.
+const READ_SLICE: Duration = Duration::from_millis(100);
+
+/// The daemon's side of the socket, read in slices of [`READ_SLICE`]: a
+/// read that times out is tried again, unless the deadline has passed
+/// (`TimedOut`) or a stop signal is pending (`Other`). Retrying below the
+/// buffered reader keeps the protocol's framing whole.
+struct PatientReader {
+    stream: UnixStream,
+    deadline: Deadline,
+}
+
+impl Read for PatientReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    if self.deadline.expired() {
+                        return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "past the deadline"));
+                    }
+                    if self.deadline.interruption(DAEMON_QUERY).is_some() {
+                        return Err(std::io::Error::other("stopped by a signal"));
+                    }
+                }
+                done => return done,
+            }
         }
     }
 }
@@ -90,7 +127,7 @@ fn socket_path() -> Option<PathBuf> {
 
 /// The connection and its protocol version, after the handshake.
 struct Connection {
-    reader: BufReader<UnixStream>,
+    reader: BufReader<PatientReader>,
     writer: BufWriter<UnixStream>,
     minor: u64,
 }
@@ -99,9 +136,9 @@ struct Connection {
 /// the daemon reported about the closure is the run's answer.
 fn query(stream: UnixStream, root: &StorePath, deadline: &Deadline) -> std::io::Result<Result<Closure>> {
     let limit = deadline.remaining().unwrap_or(Duration::from_secs(600)).max(Duration::from_millis(1));
-    stream.set_read_timeout(Some(limit))?;
+    stream.set_read_timeout(Some(READ_SLICE.min(limit)))?;
     stream.set_write_timeout(Some(limit))?;
-    let mut conn = Connection::open(stream)?;
+    let mut conn = Connection::open(stream, *deadline)?;
     let mut seen: HashSet<StorePath> = HashSet::from([root.clone()]);
     let mut pending = vec![root.clone()];
     let mut paths = Vec::new();
@@ -144,9 +181,10 @@ fn protocol(what: &str) -> std::io::Error {
 }
 
 impl Connection {
-    fn open(stream: UnixStream) -> std::io::Result<Self> {
+    fn open(stream: UnixStream, deadline: Deadline) -> std::io::Result<Self> {
+        let reader = PatientReader { stream: stream.try_clone()?, deadline };
         let mut conn = Connection {
-            reader: BufReader::with_capacity(64 * 1024, stream.try_clone()?),
+            reader: BufReader::with_capacity(64 * 1024, reader),
             writer: BufWriter::new(stream),
             minor: 0,
         };
