@@ -5,6 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 use common::*;
 use nucleus::sandbox::views::{VIEWS_DIR, WORTH_KEEPING};
@@ -141,4 +142,106 @@ fn a_path_deleted_and_built_again_is_never_shown_from_an_old_view() {
     let out = w.run(&["run", root.to_str().unwrap(), "--", "/bin/true"]);
     assert_refused(&out);
     w.assert_clean();
+}
+
+/// Makes the view `key` look unused for 20 minutes, past its idle time.
+fn age(w: &World, key: &str) {
+    let used = w.state_root().join(VIEWS_DIR).join(format!("{key}.used"));
+    let file = std::fs::File::options().write(true).open(&used).unwrap();
+    file.set_modified(SystemTime::now() - Duration::from_secs(20 * 60)).unwrap();
+}
+
+/// Mounts below `w`'s state root that mention `key`.
+fn mounts_of(w: &World, key: &str) -> usize {
+    mounts_below(w).iter().filter(|l| l.contains(key)).count()
+}
+
+#[test]
+fn an_idle_view_goes_with_the_next_run_whatever_it_runs() {
+    let w = World::new();
+    let first = closure_with("many", &[("width", WIDTH)]);
+    let second = closure_with("many", &[("width", "301")]);
+    run_sh(&w, &first, "true");
+    let first_key = kept(&w);
+    assert_eq!(first_key.len(), 1);
+    // Used again, a view is not idle.
+    age(&w, &first_key[0]);
+    let (_, reused) = run_sh(&w, &first, "true");
+    assert!(reused);
+    assert_eq!(kept(&w), first_key);
+    // A run that uses another kept view takes an idle one away.
+    run_sh(&w, &second, "true");
+    let both = kept(&w);
+    assert_eq!(both.len(), 2, "{both:?}");
+    age(&w, &first_key[0]);
+    let (_, reused) = run_sh(&w, &second, "true");
+    assert!(reused);
+    let left = kept(&w);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(!left.contains(&first_key[0]));
+    assert_eq!(mounts_of(&w, &first_key[0]), 0);
+    // So does a run of a closure too small to keep a view.
+    age(&w, &left[0]);
+    ok(&w.run(&["run", closure("hello").to_str().unwrap(), "--", "/bin/true"]));
+    assert!(kept(&w).is_empty(), "{:?}", kept(&w));
+    assert_eq!(mounts_of(&w, &left[0]), 0);
+    ok(&w.run(&["gc"]));
+    assert!(mounts_below(&w).is_empty(), "{:?}", mounts_below(&w));
+}
+
+/// A view's namespace file swapped under the views directory (for another
+/// closure's view, or for the host's own mount namespace) is not believed:
+/// the run shows exactly its closure, and the view is made again.
+#[test]
+fn a_swapped_view_is_not_believed() {
+    let w = World::new();
+    let first = closure_with("many", &[("width", WIDTH)]);
+    let second = closure_with("many", &[("width", "301")]);
+    let script = "ls /nix/store";
+    run_sh(&w, &first, script);
+    let first_key = kept(&w);
+    run_sh(&w, &second, script);
+    let second_key: Vec<String> = kept(&w).into_iter().filter(|k| !first_key.contains(k)).collect();
+    let views = w.state_root().join(VIEWS_DIR);
+    // A copy of the host's mount namespace, held by a process of the test's.
+    let holder =
+        Holder(Command::new("unshare").args(["-m", "--propagation", "private", "sleep", "600"]).spawn().unwrap());
+    let host = PathBuf::from(format!("/proc/{}/ns/mnt", holder.0.id()));
+    eventually_true(|| std::fs::read_link(&host).ok() != std::fs::read_link("/proc/self/ns/mnt").ok());
+    let swaps = [views.join(&second_key[0]), host];
+    for swapped_in in swaps {
+        let target = views.join(&first_key[0]);
+        let status = Command::new("mount").arg("--bind").arg(&swapped_in).arg(&target).status().unwrap();
+        assert!(status.success(), "mount --bind {} {}", swapped_in.display(), target.display());
+        let (shown, reused) = run_sh(&w, &first, script);
+        assert!(!reused, "a swapped view was used");
+        let listed: Vec<&str> = shown.lines().collect();
+        assert_eq!(listed, names(&first), "/nix/store shows exactly the closure");
+        assert_eq!(kept(&w).len(), 2);
+        assert_eq!(mounts_of(&w, &first_key[0]), 1, "{:?}", mounts_below(&w));
+        let (_, reused) = run_sh(&w, &first, script);
+        assert!(reused, "the view made again is used");
+    }
+    drop(holder);
+    ok(&w.run(&["gc"]));
+    assert!(mounts_below(&w).is_empty(), "{:?}", mounts_below(&w));
+}
+
+/// A process of the test's, ended (by its pid) when the test ends.
+struct Holder(std::process::Child);
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to 5 s for `condition`.
+fn eventually_true(mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "not within 5 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -61,13 +61,16 @@ pub const WORTH_KEEPING: usize = 256;
 /// At most this many views are kept (each holds a mount per store path).
 pub const MAX_VIEWS: usize = 4;
 
-/// A view unused for this long is removed by the next run.
+/// A view unused for this long is removed by the next run in the state
+/// root (or by `nucleus gc`).
 pub const IDLE: Duration = Duration::from_secs(15 * 60);
 
 /// Below the state root.
 pub const VIEWS_DIR: &str = ".cache/views";
 
 const LOCK_FILE: &str = ".lock";
+/// Mounts taken off a view's file at most, when one was stacked on another.
+const MAX_STACKED: usize = 16;
 const USED_SUFFIX: &str = ".used";
 
 /// The mount namespace nucleus started in, where kept views are bound.
@@ -99,9 +102,6 @@ fn in_initial_user_namespace() -> bool {
 /// namespace, and the run cannot go on.
 pub fn attach(view: &Path, entries: &[StoreEntry], fill: &dyn Fn(&Path) -> Result<()>) -> Result<bool> {
     let (Some(original), Some(dir)) = (ORIGINAL.get(), views_dir(view)) else { return Ok(false) };
-    if entries.len() < WORTH_KEEPING {
-        return Ok(false);
-    }
     let home = match Home::here() {
         Ok(home) => home,
         Err(e) => {
@@ -109,18 +109,19 @@ pub fn attach(view: &Path, entries: &[StoreEntry], fill: &dyn Fn(&Path) -> Resul
             return Ok(false);
         }
     };
+    if entries.len() < WORTH_KEEPING {
+        // Keeping no view, but taking away the idle ones, if there are any.
+        if kept(&dir).iter().any(Kept::idle) {
+            if let Err(e) = home.visit(|| prune(&dir, original))? {
+                tracing::info!("idle store views not removed: {e}");
+            }
+        }
+        return Ok(false);
+    }
     let key = digest(entries, true);
     let attached = home.visit(|| {
-        let held = match open_view(&dir.join(&key)) {
-            Some(held) => {
-                prune(&dir, original, &home)?;
-                held
-            }
-            None => make(&dir, &key, view, entries, fill, original, &home)?,
-        };
-        clone_onto(&held, view, &home)?;
-        touch(&dir.join(format!("{key}{USED_SUFFIX}")));
-        Ok(())
+        let held = find_or_make(&dir, &key, view, entries, fill, original, &home)?;
+        clone_onto(&held, view, &home)
     })?;
     match attached {
         Ok(()) => {
@@ -180,6 +181,23 @@ fn open_view(file: &Path) -> Option<OwnedFd> {
     is_namespace.then_some(fd)
 }
 
+/// Whether the kept view `held` lists exactly the names of `entries` at
+/// its root: a namespace file swapped under the views directory (another
+/// closure's view, a namespace of the host's) is not believed. Entered
+/// from, and left for, `original`.
+fn shows_exactly(held: &OwnedFd, entries: &[StoreEntry], original: &OwnedFd) -> Result<bool> {
+    enter(held, "a kept store view")?;
+    let listed: Option<Vec<String>> = std::fs::read_dir("/").ok().map(|listing| {
+        let mut names: Vec<String> = listing.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort_unstable();
+        names
+    });
+    enter(original, "the original mount namespace")?;
+    let mut expected: Vec<&str> = entries.iter().map(|e| e.path.base_name()).collect();
+    expected.sort_unstable();
+    Ok(listed.is_some_and(|names| names.iter().map(String::as_str).eq(expected.iter().copied())))
+}
+
 /// What `setns` moves: this process's mount namespace and working
 /// directory, to come back to from another namespace.
 struct Home {
@@ -234,9 +252,12 @@ fn clone_onto(held: &OwnedFd, view: &Path, home: &Home) -> Result<()> {
     .map_err(|e| Error::setup(format!("mount a kept store view on {}", view.display()), e))
 }
 
-/// Makes the view of `entries` in a namespace of its own and keeps it
-/// under `key`; returns that namespace. `fill` makes the view on `view`.
-fn make(
+/// The kept view of `entries` (its namespace), made now with `fill` (on
+/// `view`) if there is none yet. Kept views live in the original mount
+/// namespace (a namespace file's bind is never copied into another), so
+/// they are looked up there, under the lock, and the idle ones are pruned
+/// at the same time.
+fn find_or_make(
     dir: &Path,
     key: &str,
     view: &Path,
@@ -245,13 +266,17 @@ fn make(
     original: &OwnedFd,
     home: &Home,
 ) -> Result<OwnedFd> {
-    // In the original namespace: the views directory and its lock; another
-    // run may have made this view meanwhile.
     enter(original, "the original mount namespace")?;
     prepare_dir(dir)?;
     let _lock = lock(dir)?;
     if let Some(held) = open_view(&dir.join(key)) {
-        return Ok(held);
+        if shows_exactly(&held, entries, original)? {
+            touch(&dir.join(format!("{key}{USED_SUFFIX}")));
+            remove_stale(dir, None)?;
+            return Ok(held);
+        }
+        tracing::warn!(key = %key, "a kept store view does not show its closure; making it again");
+        remove_view(dir, key);
     }
     remove_stale(dir, Some(&digest(entries, false)))?;
     // A namespace of its own, holding the view and nothing else, made from
@@ -325,17 +350,13 @@ fn lock(dir: &Path) -> Result<Flock<File>> {
         .map_err(|(_, e)| Error::setup(format!("lock {}/{LOCK_FILE}", dir.display()), e))
 }
 
-/// Removes idle views, if there are any: a look at the directory (as this
-/// run sees it), and a visit to the original namespace only when needed.
-fn prune(dir: &Path, original: &OwnedFd, home: &Home) -> Result<()> {
-    let stale = kept(dir).iter().any(Kept::idle);
-    if !stale {
-        return Ok(());
-    }
+/// In the original namespace, under the lock: removes the views idle too
+/// long. (The directory is seen from a run's namespace too, so whether
+/// there are any is known without this visit.)
+fn prune(dir: &Path, original: &OwnedFd) -> Result<()> {
     enter(original, "the original mount namespace")?;
     let _lock = lock(dir)?;
-    remove_stale(dir, None)?;
-    enter(&home.namespace, "the run's mount namespace")
+    remove_stale(dir, None)
 }
 
 /// A kept view, as its `.used` file describes it; a view without one (its
@@ -347,8 +368,10 @@ struct Kept {
 }
 
 impl Kept {
+    /// Unused for longer than [`IDLE`]; a last use in the future (the
+    /// clock went back) counts as idle too, or it would never expire.
     fn idle(&self) -> bool {
-        self.idle_since.is_none_or(|t| t.elapsed().unwrap_or_default() > IDLE)
+        self.idle_since.is_none_or(|t| t.elapsed().map_or(true, |since| since > IDLE))
     }
 }
 
@@ -384,10 +407,15 @@ fn remove_stale(dir: &Path, names: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Removes one kept view: its namespace's bind, its file and its `.used`.
+/// Removes one kept view: its namespace's bind (and any mount stacked on
+/// it), its file and its `.used`.
 fn remove_view(dir: &Path, key: &str) {
     let file = dir.join(key);
-    let _ = umount2(&file, MntFlags::MNT_DETACH);
+    for _ in 0..MAX_STACKED {
+        if umount2(&file, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW).is_err() {
+            break;
+        }
+    }
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(dir.join(format!("{key}{USED_SUFFIX}")));
     tracing::info!(key = %key, "removed a kept store view");
