@@ -1601,6 +1601,46 @@ fn re_sign(w: &World, dir: &std::path::Path) {
     write_json(&record, &r);
 }
 
+/// Runtimes written in Go match config.json's member names regardless of
+/// case, the last match winning: a `"Mounts"` beside `"mounts"` is what
+/// runsc mounts (the host's `/`, here) while nucleus hashes and checks the
+/// other, and their order, which canonical JSON forgets, decides. Every
+/// member the spec's types do not read, at any depth, is refused by
+/// `digest` and `verify` alike.
+#[test]
+fn members_a_go_runtime_reads_and_nucleus_does_not_are_refused() {
+    let w = World::new();
+    let hello = closure("hello");
+    let dir = w.path("b");
+    let dir_s = dir.to_str().unwrap();
+    ok(&w.run(&["bundle", "--out", dir_s, hello.to_str().unwrap(), "--", "/bin/sh", "-c", "ls /host"]));
+    let honest = serde_json::to_string(&config_of(&dir)).unwrap();
+    let mut mounts = config_of(&dir)["mounts"].clone();
+    let root = serde_json::json!({"destination": "/host", "type": "bind", "source": "/",
+        "options": ["rbind", "ro", "nosuid", "nodev"]});
+    mounts.as_array_mut().unwrap().push(root);
+    std::fs::create_dir(dir.join("rootfs/host")).unwrap();
+    let before = format!("{{\"Mounts\":{mounts},{}", &honest[1..]);
+    let after = format!("{},\"Mounts\":{mounts}}}", &honest[..honest.len() - 1]);
+    let nested = honest.replacen("\"destination\"", "\"Destination\":\"/etc\",\"destination\"", 1);
+    let process = format!("{},\"PROCESS\":{{\"args\":[\"/bin/sh\"]}}}}", &honest[..honest.len() - 1]);
+    let cases = [(&before, "/Mounts"), (&after, "/Mounts"), (&nested, "/Destination"), (&process, "/PROCESS")];
+    for (text, named) in cases {
+        std::fs::write(dir.join("config.json"), text).unwrap();
+        for command in ["digest", "verify"] {
+            let out = w.run(&[command, dir_s]);
+            assert_refused(&out);
+            assert!(stderr(&out).contains(named), "{command}: {}", stderr(&out));
+        }
+    }
+    // What the refusal prevents: with "Mounts" last, runsc shows the host's /.
+    std::fs::write(dir.join("config.json"), &after).unwrap();
+    let id = format!("nucleus-mounts-{}", std::process::id());
+    let runsc = run_bundle_under("runsc", &w.path("runsc-root"), &["--network=none"], &dir, &id);
+    assert!(stdout(&runsc).lines().any(|l| l == "proc"), "runsc did not read \"Mounts\": {}", stdout(&runsc));
+    w.assert_clean();
+}
+
 #[test]
 fn verify_catches_a_bundle_that_shows_something_else() {
     let w = World::new();

@@ -330,19 +330,23 @@ impl DigestRecord {
     /// the store mounts are exactly nucleus's store view of the closure
     /// (then they collapse into one entry): one read-only bind of the
     /// bundle's store view, or read-only binds of closure paths onto
-    /// themselves (in order, each at most once). One pass, one mount at a
-    /// time.
+    /// themselves (in order, each at most once), with no other mount among
+    /// them (one there could cover some of them, and where it stands would
+    /// be lost in the collapse). One pass, one mount at a time.
     fn check_mounts(&self, mounts: &Mounts<'_>) -> Result<bool, String> {
         let view = BundleLayout::new(&self.bundle_dir).path(STORE_VIEW_DIR).display().to_string();
         let mut closure_paths = self.closure.as_ref().map(|c| c.iter().map(|e| e.path.as_str()));
         let (mut store_mounts, mut only_the_view, mut each_a_closure_path) = (0usize, false, true);
+        let (mut after_store, mut contiguous) = (false, true);
         for mount in mounts.each() {
             let mount = mount?;
             refuse_placeholder(&mount)?;
             let Some(paths) = closure_paths.as_mut() else { continue };
             if !is_store_mount(&mount) {
+                after_store = store_mounts > 0;
                 continue;
             }
+            contiguous &= !after_store;
             store_mounts += 1;
             if store_mounts == 1 {
                 only_the_view = is_standard_bind(&mount, &view, STORE_DIR);
@@ -353,7 +357,7 @@ impl DigestRecord {
                     destination.is_some_and(|d| paths.any(|p| p == d) && is_standard_bind(&mount, d, d));
             }
         }
-        Ok(closure_paths.is_some() && ((store_mounts == 1 && only_the_view) || each_a_closure_path))
+        Ok(closure_paths.is_some() && contiguous && ((store_mounts == 1 && only_the_view) || each_a_closure_path))
     }
 }
 
@@ -583,6 +587,20 @@ mod tests {
             let document = built.canonical_document(&read_back).unwrap();
             assert_eq!(built.digest.as_str(), format!("sha256:{}", hex(&Sha256::digest(document.as_bytes()))));
         }
+    }
+
+    /// A mount among the store binds (a tmpfs on `/nix` after one of them)
+    /// covers some of them in one order and none in another: the store
+    /// binds then do not collapse, so the two orders hash differently.
+    #[test]
+    fn store_binds_collapse_only_when_nothing_stands_among_them() {
+        let r = record("/s/b", Some(vec![(A, "sha256-AAAA"), (B, "sha256-BBBB")]));
+        let tmpfs = serde_json::to_value(defaults::mount("tmpfs", "tmpfs", "/nix", &["nosuid"])).unwrap();
+        let among = json!({"mounts": [bind(A, A), tmpfs.clone(), bind(B, B)]});
+        let after = json!({"mounts": [bind(A, A), bind(B, B), tmpfs]});
+        assert_ne!(digest(&r, &among), digest(&r, &after));
+        assert!(r.canonical_document(&after).unwrap().contains(CLOSURE_PLACEHOLDER));
+        assert!(!r.canonical_document(&among).unwrap().contains(CLOSURE_PLACEHOLDER));
     }
 
     #[test]
