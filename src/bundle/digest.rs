@@ -20,7 +20,8 @@
 //!   (for `run`'s volumes, from the record) or as `$BUNDLE/<rest>`;
 //! - the store mounts, when they show exactly the recorded closure (one
 //!   bind of the bundle's store view, or one bind per store path of the
-//!   closure onto itself, with nucleus's options), become one entry
+//!   closure onto itself, with nucleus's options, and no other mount among
+//!   them), become one entry
 //!   `{"destination":"/nix/store","source":"$CLOSURE","type":"closure"}`,
 //!   and the closure's narHashes stand for their contents. Any other store
 //!   mount stays as it is, so pointing one elsewhere changes the digest.
