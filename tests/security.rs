@@ -1604,11 +1604,12 @@ fn re_sign(w: &World, dir: &std::path::Path) {
 /// Runtimes written in Go match config.json's member names regardless of
 /// case, the last match winning: a `"Mounts"` beside `"mounts"` is what
 /// runsc mounts (the host's `/`, here) while nucleus hashes and checks the
-/// other, and their order, which canonical JSON forgets, decides. Every
-/// member the spec's types do not read, at any depth, is refused by
-/// `digest` and `verify` alike.
+/// other, and their order, which canonical JSON forgets, decides. And they
+/// decode a member named twice into one struct. Every member the spec's
+/// types do not read and every member named twice, at any depth, is
+/// refused by `digest` and `verify` alike.
 #[test]
-fn members_a_go_runtime_reads_and_nucleus_does_not_are_refused() {
+fn members_a_go_runtime_reads_otherwise_than_nucleus_are_refused() {
     let w = World::new();
     let hello = closure("hello");
     let dir = w.path("b");
@@ -1624,7 +1625,16 @@ fn members_a_go_runtime_reads_and_nucleus_does_not_are_refused() {
     let after = format!("{},\"Mounts\":{mounts}}}", &honest[..honest.len() - 1]);
     let nested = honest.replacen("\"destination\"", "\"Destination\":\"/etc\",\"destination\"", 1);
     let process = format!("{},\"PROCESS\":{{\"args\":[\"/bin/sh\"]}}}}", &honest[..honest.len() - 1]);
-    let cases = [(&before, "/Mounts"), (&after, "/Mounts"), (&nested, "/Destination"), (&process, "/PROCESS")];
+    // Go decodes a member named twice into one struct: fields only the
+    // first one holds survive (serde_json would keep the last one alone).
+    let twice = format!("{{\"process\":{{\"user\":{{\"additionalGids\":[0,6]}}}},{}", &honest[1..]);
+    let cases = [
+        (&before, "/Mounts"),
+        (&after, "/Mounts"),
+        (&nested, "/Destination"),
+        (&process, "/PROCESS"),
+        (&twice, "\"process\" is named twice"),
+    ];
     for (text, named) in cases {
         std::fs::write(dir.join("config.json"), text).unwrap();
         for command in ["digest", "verify"] {

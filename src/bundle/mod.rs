@@ -6,6 +6,7 @@ pub mod digest;
 pub mod layout;
 pub mod output_dir;
 mod safe_dir;
+mod strict_json;
 pub mod verify;
 mod write;
 
@@ -100,7 +101,8 @@ impl Bundle {
         let handle = SafeDir::open(dir).map_err(|e| Error::bundle(dir, "cannot be opened", Some(e)))?;
         let read_json = |name: &str| -> Result<Value> {
             let bytes = handle.read_file(name).map_err(|e| Error::bundle(dir.join(name), "cannot be read", Some(e)))?;
-            serde_json::from_slice(&bytes).map_err(|e| Error::bundle(dir.join(name), format!("is not JSON: {e}"), None))
+            strict_json::from_slice(&bytes)
+                .map_err(|e| Error::bundle(dir.join(name), format!("is not JSON nucleus accepts: {e}"), None))
         };
         let config = read_json(layout::CONFIG_FILE)?;
         check_members(&config).map_err(|reason| Error::bundle(dir.join(layout::CONFIG_FILE), reason, None))?;
