@@ -333,6 +333,7 @@ fn kube(args: &KubeArgs) -> Result<i32> {
         bundle_digest: &source.bundle_digest,
         image_digest: image_digest.as_deref(),
     })?;
+    crate::interrupt::check_now("making the manifest")?;
     if let Some(file) = &args.seccomp_out {
         let Some((_, profile)) = &manifest.seccomp_profile else {
             return Err(Error::invalid(
@@ -367,6 +368,7 @@ fn closure(installable: &str, json: bool) -> Result<i32> {
     let request = crate::request::InstallableRequest { text: installable.to_string(), ..Default::default() };
     let root = Installable::classify(&request)?.resolve(false, &deadline)?.root;
     let closure = Closure::query(&root, &deadline)?;
+    crate::interrupt::check_now("asking Nix for the closure")?;
     if json {
         print_line(&to_json(&closure.paths)?)
     } else {
@@ -422,7 +424,10 @@ fn print_line(line: &str) -> Result<i32> {
 }
 
 /// stdout may be a closed pipe (`| head`); that is not nucleus failing.
+/// A stop signal a command blocked acts again from here: the output is
+/// complete, and a full pipe must not hold the stop off.
 fn print_text(text: &str) -> Result<i32> {
+    crate::interrupt::unblock_stops();
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("cannot write to", "stdout", e)),

@@ -48,10 +48,27 @@ pub fn check(what: &str) -> Result<()> {
         return Ok(());
     }
     NEXT_LOOK.store(now + CHECK_EVERY.as_nanos() as u64, Ordering::Relaxed);
+    check_now(what)
+}
+
+/// As [`check`], looking now: for the last look before an output is
+/// handed over, which a stop that came since the last step must not miss.
+pub fn check_now(what: &str) -> Result<()> {
     match pending_stop() {
         Some(signal) => Err(Error::Interrupted { signal: signal.to_string(), during: format!("while {what}") }),
         None => Ok(()),
     }
+}
+
+/// Lets the stop signals act again (their default: the end of nucleus),
+/// once an output is complete and only printing is left: a reader that
+/// never reads must not hold a stop off.
+pub fn unblock_stops() {
+    let mut set = SigSet::empty();
+    for signal in STOP {
+        set.add(signal);
+    }
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
 }
 
 /// A stop signal sent to this process and blocked, not yet taken. It stays

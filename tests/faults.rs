@@ -272,6 +272,34 @@ fn has_children(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).is_ok_and(|c| !c.trim().is_empty())
 }
 
+/// A `nucleus` this test started, stopped with SIGINT (which it handles,
+/// ending what it started) if the test fails while it runs.
+struct Stopped(Option<Child>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            signal(&child, libc::SIGINT);
+            if wait_briefly(&mut child, Duration::from_secs(10)).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// The child's status, if it ends within `limit`.
+fn wait_briefly(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
 /// Every command that asks Nix ends Nix's commands at a stop signal (they
 /// run in process groups of their own, which a terminal's Ctrl-C does not
 /// reach), leaves no output, and says what it was waiting for.
@@ -304,6 +332,81 @@ fn a_stop_signal_while_nix_works_ends_nix_too() {
         assert!(!Path::new(out).exists(), "{args:?} left its output");
         assert_all_gone(&w);
     }
+}
+
+/// A build Nix runs itself (root, a local store) ends with nucleus, and
+/// leaves no build directory: Nix is asked to stop first and stops its
+/// builder, which runs in a session of its own that SIGKILL of Nix's
+/// process group would leave running.
+#[test]
+fn a_stop_signal_ends_a_build_nix_runs_itself() {
+    let w = World::new();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let marker = format!("slow-{}-{nanos}", std::process::id());
+    let nix_file = w.path("slow.nix");
+    let lib = repo().join("tests/closures/lib.nix");
+    std::fs::write(
+        &nix_file,
+        format!(
+            "let t = import {} {{ busyboxFile = {}; }};\n\
+             in t.script \"{marker}\" \"echo {marker}; sleep 600\"\n",
+            lib.display(),
+            busybox_file()
+        ),
+    )
+    .unwrap();
+    // The builder (sh, then the sleep it execs) has the derivation's
+    // attributes in its environment.
+    let needle = format!("name={marker}");
+    let builder_runs = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == needle.as_bytes()))
+        })
+    };
+    let out = w.path("out");
+    let mut run =
+        Stopped(Some(spawn_nucleus(&w, &[], &["bundle", "--out", out.to_str().unwrap(), nix_file.to_str().unwrap()])));
+    eventually(Duration::from_secs(60), "the builder runs", builder_runs);
+    let child = run.0.take().unwrap();
+    signal(&child, libc::SIGINT);
+    let output = child.wait_with_output().unwrap();
+    // Nix's own progress comes first on stderr; nucleus's reason last.
+    assert_status(&output, 125);
+    let reason = stderr(&output).lines().last().unwrap_or_default().to_string();
+    assert!(reason.starts_with("nucleus: stopped by SIGINT while nix-build"), "{reason}");
+    eventually(Duration::from_secs(10), "the builder is gone", || !builder_runs());
+    let build_dirs: Vec<String> = entries(&std::env::temp_dir())
+        .into_iter()
+        .filter(|name| name.starts_with("nix-build-") && name.contains(&marker))
+        .collect();
+    assert!(build_dirs.is_empty(), "{build_dirs:?}");
+    assert!(!out.exists());
+    assert_all_gone(&w);
+}
+
+/// Once the output is complete only printing is left, and a reader that
+/// never reads (`| less`, a full pipe) does not hold a stop off.
+#[test]
+fn a_stop_signal_ends_a_command_whose_reader_does_not_read() {
+    let w = World::new();
+    let many = closure_with("many", &[("width", "300")]);
+    // More than a pipe holds (64 KiB): the write blocks.
+    let mut child = w
+        .nucleus()
+        .args(["closure", "--json", many.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    eventually(Duration::from_secs(20), "the write blocks", || {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("pipe"))
+    });
+    signal(&child, libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(5));
+    assert!(!status.success(), "{status:?}");
+    assert_all_gone(&w);
 }
 
 /// A daemon that takes the connection and never answers holds no stop off,

@@ -44,7 +44,7 @@ fn write_into(dir: &SafeDir, contents: &BundleContents) -> Result<()> {
         parent.sync().map_err(failed)?;
     }
     dir.sync().map_err(failed)?;
-    crate::interrupt::check("writing the bundle")
+    crate::interrupt::check_now("writing the bundle")
 }
 
 /// `value` as pretty JSON in a new file, streamed.

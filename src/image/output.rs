@@ -85,6 +85,8 @@ fn fill_layout(plan: &ImagePlan, dir: &SafeDir, reference: Option<&str>) -> Resu
     dir.write_new_file(LAYOUT_FILE, 0o644, &Document::new(&oci::layout())?.bytes).map_err(failed)?;
     dir.write_new_file(INDEX_FILE, 0o644, &documents.index.bytes).map_err(failed)?;
     sha256.sync().and_then(|()| blobs.sync()).and_then(|()| dir.sync()).map_err(failed)?;
+    // A stop that came while the last layer was synced takes it all back.
+    crate::interrupt::check_now("writing the image")?;
     Ok(documents)
 }
 
@@ -100,16 +102,25 @@ fn write_archive(plan: &ImagePlan, file: &Path, reference: Option<&str>) -> Resu
     let documents = plan.documents(&layers, reference)?;
     let tmp = format!(".{name}.{}.tmp", std::process::id());
     let out = create_file(&parent, &tmp).map_err(|e| write_failed(file, e))?;
-    let written = fill_archive(plan, &layers, &documents, out, file)
-        .and_then(|()| {
-            renameat2(parent.fd(), tmp.as_str(), parent.fd(), name.as_str(), RenameFlags::RENAME_NOREPLACE)
-                .map_err(|e| write_failed(file, e.into()))
-        })
-        .and_then(|()| parent.sync().map_err(|e| write_failed(file, e)));
-    if written.is_err() {
+    let written = fill_archive(plan, &layers, &documents, out, file).and_then(|()| {
+        renameat2(parent.fd(), tmp.as_str(), parent.fd(), name.as_str(), RenameFlags::RENAME_NOREPLACE)
+            .map_err(|e| write_failed(file, e.into()))
+    });
+    if let Err(e) = written {
         let _ = parent.remove_file(&tmp);
+        return Err(e);
     }
-    written.map(|()| documents)
+    // The archive is in place now: a stop that came meanwhile takes it
+    // back, as does a failed sync.
+    let kept = parent
+        .sync()
+        .map_err(|e| write_failed(file, e))
+        .and_then(|()| crate::interrupt::check_now("writing the image"));
+    if let Err(e) = kept {
+        let _ = parent.remove_file(&name);
+        return Err(e);
+    }
+    Ok(documents)
 }
 
 /// The archive's directory, opened without following symlinks, and its

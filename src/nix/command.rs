@@ -126,9 +126,7 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<Strin
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if deadline.expired() || deadline.interruption(&shown).is_some() => {
-                let _ =
-                    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGKILL);
-                let _ = child.wait();
+                end_group(&mut child);
                 let (_, held) = finish(relay);
                 show(&held);
                 return Err(deadline.interruption(&shown).unwrap_or_else(|| deadline.timeout_error(&shown)));
@@ -152,6 +150,27 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<Strin
     }
     show(&held);
     String::from_utf8(out).map_err(|_| Error::NixOutput { command: shown, reason: "output is not UTF-8".into() })
+}
+
+/// How long a Nix command has to end after SIGTERM before it is killed.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Ends a Nix command's process group: SIGTERM first, which Nix answers
+/// by stopping its builders and removing their temporary outputs (with a
+/// local store it runs them itself, in sessions of their own that SIGKILL
+/// of the group would leave running), then SIGKILL after [`GRACE`].
+fn end_group(child: &mut std::process::Child) {
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::SIGTERM);
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::SIGKILL);
+    let _ = child.wait();
 }
 
 /// How Nix starts the report of the error it fails with (`error (ignored):`
