@@ -78,9 +78,18 @@ fn collect_garbage(state: &StateRoot) -> Result<i32> {
     }
     let views = sandbox::views::remove_all(&state.dir)?;
     let cache = state.closure_cache_dir();
-    match std::fs::remove_dir_all(&cache) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("cannot remove", &cache, e)),
-        _ => {}
+    // A run may add an entry while the directory is emptied: that entry is
+    // the run's, not garbage, and may stay once a few tries found one.
+    for tries_left in (0..3).rev() {
+        match std::fs::remove_dir_all(&cache) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries_left > 0 => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                tracing::info!("a run wrote to the closure cache while it was removed; its entries stay");
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("cannot remove", &cache, e)),
+            _ => {}
+        }
+        break;
     }
     tracing::info!(views, "removed the kept store views and the closure cache");
     Ok(0)

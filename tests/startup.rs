@@ -245,3 +245,37 @@ fn eventually_true(mut condition: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// `gc` while runs make and use views: every run shows its closure, every
+/// `gc` succeeds, and the last one leaves no mount behind.
+#[test]
+fn gc_while_runs_make_and_use_views() {
+    let w = World::new();
+    let closures = [closure_with("many", &[("width", WIDTH)]), closure_with("many", &[("width", "301")])];
+    let expected: Vec<usize> = closures.iter().map(|c| names(c).len()).collect();
+    std::thread::scope(|scope| {
+        let runners: Vec<_> = closures
+            .iter()
+            .zip(&expected)
+            .map(|(closure, expected)| {
+                let w = &w;
+                scope.spawn(move || {
+                    for _ in 0..6 {
+                        let (shown, _) = run_sh(w, closure, "ls /nix/store | wc -l");
+                        assert_eq!(shown.trim(), expected.to_string());
+                    }
+                })
+            })
+            .collect();
+        while runners.iter().any(|r| !r.is_finished()) {
+            let out = w.run(&["gc"]);
+            assert!(out.status.success(), "gc: {}", stderr(&out));
+        }
+        for runner in runners {
+            runner.join().unwrap();
+        }
+    });
+    ok(&w.run(&["gc"]));
+    assert!(mounts_below(&w).is_empty(), "{:?}", mounts_below(&w));
+    w.assert_clean();
+}

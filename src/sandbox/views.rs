@@ -16,7 +16,8 @@
 //!                               bound where mounts do not propagate)
 //! STATE/.cache/views/KEY        a kept view: its mount namespace, bound on an empty file
 //! STATE/.cache/views/KEY.used   the digest of its paths' names; its mtime is the last use
-//! STATE/.cache/views/.lock      held while views are made or removed
+//! STATE/.cache/views.lock       held while views are looked up, made or removed, and while
+//!                               the tmpfs is mounted or taken away (so it is not in it)
 //! ```
 //!
 //! KEY is a digest of every store path's name, kind and [`Fingerprint`]. A
@@ -68,9 +69,11 @@ pub const IDLE: Duration = Duration::from_secs(15 * 60);
 /// Below the state root.
 pub const VIEWS_DIR: &str = ".cache/views";
 
-const LOCK_FILE: &str = ".lock";
-/// Mounts taken off a view's file at most, when one was stacked on another.
-const MAX_STACKED: usize = 16;
+/// Beside the views directory, not in its tmpfs: `gc` removes the tmpfs
+/// under this lock, which a lock inside it would not survive.
+const LOCK_FILE: &str = "views.lock";
+/// Mounts taken off a view's file at most, when others were stacked on it.
+const MAX_STACKED: usize = 1024;
 const USED_SUFFIX: &str = ".used";
 
 /// The mount namespace nucleus started in, where kept views are bound.
@@ -267,8 +270,8 @@ fn find_or_make(
     home: &Home,
 ) -> Result<OwnedFd> {
     enter(original, "the original mount namespace")?;
-    prepare_dir(dir)?;
     let _lock = lock(dir)?;
+    prepare_dir(dir)?;
     if let Some(held) = open_view(&dir.join(key)) {
         if shows_exactly(&held, entries, original)? {
             touch(&dir.join(format!("{key}{USED_SUFFIX}")));
@@ -337,17 +340,24 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::setup(step("make private"), e))
 }
 
+/// Takes the views' lock, beside `dir` (creating the directory it is in).
 fn lock(dir: &Path) -> Result<Flock<File>> {
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(|e| Error::setup(format!("create {}", parent.display()), e))?;
+    let path = parent.join(LOCK_FILE);
     let file = File::options()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(dir.join(LOCK_FILE))
-        .map_err(|e| Error::setup(format!("open {}/{LOCK_FILE}", dir.display()), e))?;
-    Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| Error::setup(format!("lock {}/{LOCK_FILE}", dir.display()), e))
+        .open(&path)
+        .map_err(|e| Error::setup(format!("open {}", path.display()), e))?;
+    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::setup(format!("lock {}", path.display()), e))
 }
 
 /// In the original namespace, under the lock: removes the views idle too
@@ -436,12 +446,11 @@ pub fn remove_all(state_root: &Path) -> Result<usize> {
     if !dir.exists() {
         return Ok(0);
     }
-    let lock = lock(&dir)?;
+    let _lock = lock(&dir)?;
     let views = kept(&dir);
     for view in &views {
         remove_view(&dir, &view.key);
     }
-    drop(lock);
     let _ = umount2(&dir, MntFlags::MNT_DETACH);
     std::fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot remove", &dir, e))?;
     Ok(views.len())
