@@ -80,10 +80,11 @@ fn collect_garbage(state: &StateRoot) -> Result<i32> {
     let cache = state.closure_cache_dir();
     // A run may add an entry while the directory is emptied: that entry is
     // the run's, not garbage, and may stay once a few tries found one.
+    let not_empty = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOTEMPTY);
     for tries_left in (0..3).rev() {
         match std::fs::remove_dir_all(&cache) {
-            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries_left > 0 => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+            Err(e) if not_empty(&e) && tries_left > 0 => continue,
+            Err(e) if not_empty(&e) => {
                 tracing::info!("a run wrote to the closure cache while it was removed; its entries stay");
             }
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("cannot remove", &cache, e)),
