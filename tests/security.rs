@@ -520,16 +520,16 @@ fn raw_sockets_and_kernel_controls_are_refused() {
 }
 
 /// `nc` to 127.0.0.1:PORT, where the host listens; then, as a control, the
-/// same through the sandbox's own loopback, where the script listens (the
-/// control waits for its listener and for what it got, however slow the
-/// machine is).
+/// same through the sandbox's own loopback, where the script listens again
+/// after each connection: the control sends until its listener got it,
+/// however slow the machine is.
 fn loopback_script(port: u16) -> String {
     format!(
         r#"
         t host-listener 'echo escaped | $B nc -w 2 127.0.0.1 {port}'
-        ($B nc -l -p {port} > /tmp/got &)
-        t own-listener 'for i in $($B seq 20); do echo inside | $B nc -w 1 127.0.0.1 {port} && exit 0; $B sleep 0.2; done; exit 1'
-        t own-listener-got 'for i in $($B seq 30); do [ -s /tmp/got ] && break; $B sleep 0.1; done; $B cat /tmp/got'
+        ($B sh -c "while :; do $B nc -l -p {port} >> /tmp/got; done" &)
+        t own-listener 'for i in $($B seq 50); do echo inside | $B nc -w 1 127.0.0.1 {port}; [ -s /tmp/got ] && exit 0; $B sleep 0.2; done; exit 1'
+        t own-listener-got '$B head -n 1 /tmp/got'
         "#
     )
 }
