@@ -133,8 +133,10 @@ pub enum Command {
     Exec(ExecArgs),
     /// Remove what runs keep for the next one: the store views of large
     /// closures (mounts that keep their store paths' files alive, even
-    /// after Nix's garbage collector deleted them) and the closure cache.
-    /// Containers are left alone.
+    /// after Nix's garbage collector deleted them) and the closure cache;
+    /// and containers no process of theirs will clean up, left when a run
+    /// and its supervisor were both killed outright. Kept containers
+    /// (--keep) and live ones are left alone.
     Gc,
     /// Write INSTALLABLE's closure as an OCI image (a layout directory, or an oci-archive when PATH
     /// ends in .tar) and print its digest.

@@ -70,11 +70,20 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-/// `nucleus gc`: kept store views and the closure cache go; the next run
-/// makes them again.
+/// `nucleus gc`: kept store views and the closure cache go (the next run
+/// makes them again), and so do containers that were not kept and that no
+/// process of theirs will ever clean up: a `nucleus run` and its supervisor
+/// both killed outright (SIGKILL, the OOM killer) leave one behind.
 fn collect_garbage(state: &StateRoot) -> Result<i32> {
     if state.open(false)?.is_none() {
         return Ok(0);
+    }
+    for container in state.containers()? {
+        let Some(record) = container.record() else { continue };
+        if !record.keep && !record.keepers_alive() && record.current_status() == crate::state::record::Status::Stopped {
+            tracing::info!(name = container.name(), "removing a container its killed run left behind");
+            lifecycle::delete(container, false)?;
+        }
     }
     let views = sandbox::views::remove_all(&state.dir)?;
     let cache = state.closure_cache_dir();

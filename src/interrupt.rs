@@ -71,6 +71,24 @@ pub fn unblock_stops() {
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
 }
 
+/// Starts `cmd`'s program with no signal blocked. A blocked signal stays
+/// blocked across `exec`, and nucleus blocks the stop signals: a Nix
+/// command would start with TERM blocked, and so would whatever it runs,
+/// so that ending it with TERM (which Nix answers by stopping its builders)
+/// would not reach it.
+pub fn unblocked_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed; it makes one,
+    // pthread_sigmask, on a set built on the stack, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// A stop signal sent to this process and blocked, not yet taken. It stays
 /// pending: looking does not consume it.
 pub fn pending_stop() -> Option<Signal> {

@@ -385,6 +385,37 @@ fn a_stop_signal_ends_a_build_nix_runs_itself() {
     assert_all_gone(&w);
 }
 
+/// A process a Nix command leaves behind outside its process group (in a
+/// session of its own) may hold nucleus's pipes open for as long as it
+/// lives: a stop still ends nucleus within moments.
+#[test]
+fn a_stop_signal_is_not_held_off_by_a_process_nix_left_behind() {
+    let w = World::new();
+    let bin = w.path("escaping-nix");
+    std::fs::create_dir_all(&bin).unwrap();
+    let escaped = w.path("escaped.pid");
+    for name in ["nix", "nix-store", "nix-build", "nix-instantiate"] {
+        script(&bin, name, &format!("setsid sleep 300 & echo $! > {}; exec sleep 600", escaped.display()));
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let nix_file = w.path("slow.nix");
+    std::fs::write(&nix_file, "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }")
+        .unwrap();
+    let mut child = spawn_nucleus(&w, &[("PATH", &path)], &["closure", nix_file.to_str().unwrap()]);
+    eventually(Duration::from_secs(20), "the escaped process runs", || {
+        std::fs::read_to_string(&escaped).is_ok_and(|pid| !pid.trim().is_empty())
+    });
+    let started = Instant::now();
+    signal(&child, libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(15));
+    let elapsed = started.elapsed();
+    let pid: i32 = std::fs::read_to_string(&escaped).unwrap().trim().parse().unwrap();
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(status.code(), Some(125));
+    assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    assert_all_gone(&w);
+}
+
 /// Once the output is complete only printing is left, and a reader that
 /// never reads (`| less`, a full pipe) does not hold a stop off.
 #[test]
@@ -726,5 +757,38 @@ fn kill_gives_up_on_a_supervisor_that_does_not_answer() {
     // Woken, it takes the TERM that waited and the workload ends on it.
     let status = wait_at_most(&mut svc.run.take().unwrap(), Duration::from_secs(20));
     assert_eq!(status.code(), Some(0));
+    assert_all_gone(&w);
+}
+
+/// A container whose `nucleus run` and supervisor were both killed outright
+/// (nothing of nucleus can clean up after that) is garbage unless it was
+/// kept: `nucleus gc` removes it, and leaves a kept one to its owner.
+#[test]
+fn gc_removes_what_runs_killed_outright_left_unless_kept() {
+    let w = World::new();
+    // A runsc that never comes back keeps each container being created.
+    let hang = script(w.tmp.path(), "hang", "exec sleep 600");
+    let hello = hello();
+    for (name, keep) in [("left", false), ("kept", true)] {
+        let mut args = vec!["run", "--name", name, "--runsc", hang.to_str().unwrap()];
+        if keep {
+            args.push("--keep");
+        }
+        args.extend([hello.as_str(), "--", "/bin/true"]);
+        let mut run = spawn_nucleus(&w, &[], &args);
+        let pid = run.id();
+        eventually(Duration::from_secs(20), "the supervisor runs", || has_children(pid));
+        eventually(Duration::from_secs(20), "the container is recorded", || w.run(&["state", name]).status.success());
+        let supervisor = nix::unistd::Pid::from_raw(supervisor_of(&run));
+        nix::sys::signal::kill(supervisor, nix::sys::signal::Signal::SIGKILL).unwrap();
+        run.kill().unwrap();
+        run.wait().unwrap();
+    }
+    let listed = ok(&w.run(&["ps", "-a"]));
+    assert!(listed.contains("left") && listed.contains("kept"), "{listed}");
+    ok(&w.run(&["gc"]));
+    assert!(!w.run(&["state", "left"]).status.success(), "gc left it");
+    assert!(w.run(&["state", "kept"]).status.success(), "gc removed a kept container");
+    ok(&w.run(&["delete", "kept"]));
     assert_all_gone(&w);
 }

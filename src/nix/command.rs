@@ -13,6 +13,7 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result};
@@ -98,6 +99,7 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<Strin
     let shown = describe(&cmd);
     tracing::debug!(command = %shown, "running nix");
     let stderr_pipe = if stderr == NixStderr::Relay { Stdio::piped() } else { Stdio::null() };
+    crate::interrupt::unblocked_in_child(&mut cmd);
     let mut child =
         cmd.stdin(Stdio::null()).stderr(stderr_pipe).stdout(Stdio::piped()).process_group(0).spawn().map_err(|e| {
             let reason = if e.kind() == std::io::ErrorKind::NotFound {
@@ -116,20 +118,17 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<Strin
         text
     });
     let relay = child.stderr.take().map(|err| std::thread::spawn(move || relay_stderr(err, &mut std::io::stderr())));
-    // Both threads end when the pipes close: when the command's process
-    // group has ended (killed, past the deadline), at the latest.
-    let finish = |relay: Option<std::thread::JoinHandle<Vec<String>>>| {
-        let held = relay.and_then(|r| r.join().ok()).unwrap_or_default();
-        (reader.join().unwrap_or_default(), held)
-    };
+    let pipes = Pipes { reader, relay, group: nix::unistd::Pid::from_raw(child.id() as i32) };
+    let stopped = |shown: &str| deadline.interruption(shown).unwrap_or_else(|| deadline.timeout_error(shown));
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if deadline.expired() || deadline.interruption(&shown).is_some() => {
                 end_group(&mut child);
-                let (_, held) = finish(relay);
-                show(&held);
-                return Err(deadline.interruption(&shown).unwrap_or_else(|| deadline.timeout_error(&shown)));
+                if let Some((_, held)) = pipes.collect(deadline, &shown) {
+                    show(&held);
+                }
+                return Err(stopped(&shown));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(e) => {
@@ -137,7 +136,7 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<Strin
             }
         }
     };
-    let (out, held) = finish(relay);
+    let Some((out, held)) = pipes.collect(deadline, &shown) else { return Err(stopped(&shown)) };
     if !status.success() {
         let reason = match held.split_first() {
             Some((headline, rest)) => {
@@ -150,6 +149,45 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<Strin
     }
     show(&held);
     String::from_utf8(out).map_err(|_| Error::NixOutput { command: shown, reason: "output is not UTF-8".into() })
+}
+
+/// The threads reading a Nix command's stdout and stderr, which end at
+/// EOF: when every process holding the pipes has ended. The command's
+/// leader may be gone while a process it left behind holds them.
+struct Pipes {
+    reader: JoinHandle<Vec<u8>>,
+    relay: Option<JoinHandle<Vec<String>>>,
+    group: nix::unistd::Pid,
+}
+
+/// How long the pipes may stay open once the command's group was killed
+/// (a process that left the group may hold them), before they are left.
+const PIPES_GRACE: Duration = Duration::from_secs(1);
+
+impl Pipes {
+    /// stdout and the held error report, once both pipes are closed; a
+    /// stop or the deadline while a leftover process holds them kills the
+    /// command's group, and `None` if they are not closed soon after.
+    fn collect(self, deadline: &Deadline, shown: &str) -> Option<(Vec<u8>, Vec<String>)> {
+        let mut given_up_at: Option<Instant> = None;
+        loop {
+            let done = self.reader.is_finished() && self.relay.as_ref().is_none_or(|r| r.is_finished());
+            if done {
+                let held = self.relay.and_then(|r| r.join().ok()).unwrap_or_default();
+                return Some((self.reader.join().unwrap_or_default(), held));
+            }
+            match given_up_at {
+                Some(at) if Instant::now() >= at => return None,
+                Some(_) => {}
+                None if deadline.expired() || deadline.interruption(shown).is_some() => {
+                    let _ = nix::sys::signal::killpg(self.group, nix::sys::signal::SIGKILL);
+                    given_up_at = Some(Instant::now() + PIPES_GRACE);
+                }
+                None => {}
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 /// How long a Nix command has to end after SIGTERM before it is killed.
