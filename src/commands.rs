@@ -81,8 +81,12 @@ fn collect_garbage(state: &StateRoot) -> Result<i32> {
     for container in state.containers()? {
         let Some(record) = container.record() else { continue };
         if !record.keep && !record.keepers_alive() && record.current_status() == crate::state::record::Status::Stopped {
-            tracing::info!(name = container.name(), "removing a container its killed run left behind");
-            lifecycle::delete(container, false)?;
+            let name = container.name().to_string();
+            tracing::info!(name = %name, "removing a container its killed run left behind");
+            // One that cannot be removed keeps gc from nothing else.
+            if let Err(e) = lifecycle::delete(container, false) {
+                tracing::warn!(name = %name, "not removed: {e}");
+            }
         }
     }
     let views = sandbox::views::remove_all(&state.dir)?;

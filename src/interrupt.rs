@@ -71,6 +71,20 @@ pub fn unblock_stops() {
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
 }
 
+/// Runs `f` with the stop signals blocked and a deadline they end, for a
+/// command that otherwise leaves them alone (`verify`): a stop meanwhile
+/// ends the Nix command `f` waits on (in a process group of its own, which
+/// a terminal's Ctrl-C does not reach) instead of leaving it running.
+/// Afterwards the signals act again, unless `f` was stopped by one.
+pub fn ending_nix_at_a_stop<T>(f: impl FnOnce(&crate::nix::command::Deadline) -> Result<T>) -> Result<T> {
+    block_stops()?;
+    let result = f(&crate::nix::command::Deadline::none().stoppable());
+    if !matches!(result, Err(Error::Interrupted { .. })) {
+        unblock_stops();
+    }
+    result
+}
+
 /// Starts `cmd`'s program with no signal blocked. A blocked signal stays
 /// blocked across `exec`, and nucleus blocks the stop signals: a Nix
 /// command would start with TERM blocked, and so would whatever it runs,

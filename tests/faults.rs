@@ -792,3 +792,62 @@ fn gc_removes_what_runs_killed_outright_left_unless_kept() {
     ok(&w.run(&["delete", "kept"]));
     assert_all_gone(&w);
 }
+
+/// `verify` asks Nix for each path's registered narHash. A stop while Nix
+/// hangs ends Nix too, and a Nix that cannot answer is an error (125), not
+/// a verdict that the bundle differs.
+#[test]
+fn verify_gives_no_verdict_without_nix_and_a_stop_ends_nix() {
+    let w = World::new();
+    let dir = w.path("bundle");
+    ok(&w.run(&["bundle", "--out", dir.to_str().unwrap(), &hello(), "--", "/bin/true"]));
+    let child = spawn_nucleus(&w, &[("PATH", &w.hanging_nix_path())], &["verify", dir.to_str().unwrap()]);
+    let pid = child.id();
+    eventually(Duration::from_secs(20), "nix path-info runs", || has_children(pid));
+    signal(&child, libc::SIGINT);
+    let output = child.wait_with_output().unwrap();
+    assert_refused(&output);
+    assert!(stderr(&output).contains("while nix path-info"), "{}", stderr(&output));
+    assert_all_gone(&w);
+    let no_nix = w.path("no-nix");
+    std::fs::create_dir_all(&no_nix).unwrap();
+    let out = w.nucleus().env("PATH", &no_nix).args(["verify", dir.to_str().unwrap()]).output().unwrap();
+    assert_refused(&out);
+    assert!(stderr(&out).contains("nix"), "{}", stderr(&out));
+    ok(&w.run(&["verify", dir.to_str().unwrap()]));
+}
+
+/// A Nix command that floods stderr, which no one reads from nucleus
+/// (`2>&1 | less`, stopped), and leaves a process holding the pipes: a
+/// stop still ends nucleus, by the signal itself when its own report could
+/// not be written either.
+#[test]
+fn a_stop_signal_ends_nucleus_when_no_one_reads_its_stderr() {
+    let w = World::new();
+    let bin = w.path("flooding-nix");
+    std::fs::create_dir_all(&bin).unwrap();
+    let escaped = w.path("escaped.pid");
+    let body = format!(
+        "setsid sleep 300 & echo $! > {}\nwhile :; do echo 'progress progress progress' >&2; done",
+        escaped.display()
+    );
+    for name in ["nix", "nix-store", "nix-build", "nix-instantiate"] {
+        script(&bin, name, &body);
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let nix_file = w.path("x.nix");
+    std::fs::write(&nix_file, "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }")
+        .unwrap();
+    // stderr is piped and never read.
+    let mut child = spawn_nucleus(&w, &[("PATH", &path)], &["closure", nix_file.to_str().unwrap()]);
+    eventually(Duration::from_secs(20), "the escaped process runs", || {
+        std::fs::read_to_string(&escaped).is_ok_and(|pid| !pid.trim().is_empty())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, libc::SIGTERM);
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    let pid: i32 = std::fs::read_to_string(&escaped).unwrap().trim().parse().unwrap();
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    assert!(!status.success(), "{status:?}");
+    assert_all_gone(&w);
+}

@@ -20,7 +20,7 @@ use crate::nix::hash::NarHash;
 use crate::nix::nar::nar_sha256_all;
 use crate::nix::store_path::STORE_DIR;
 use crate::nix::StorePath;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Every difference found, in words; empty when the bundle checks out.
 pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
@@ -43,7 +43,8 @@ pub fn verify(bundle: &Bundle, deep: bool) -> Result<Vec<String>> {
             _ => differences.push(format!("{}: the record's entry is unreadable", entry.path)),
         }
     }
-    let registered = registered_hashes(recorded.iter().map(|(p, _)| p))?;
+    let paths: Vec<&StorePath> = recorded.iter().map(|(p, _)| p).collect();
+    let registered = crate::interrupt::ending_nix_at_a_stop(|deadline| registered_hashes(&paths, deadline))?;
     for (path, recorded_hash) in &recorded {
         match registered.get(path) {
             None => differences.push(format!("{path}: not valid in the Nix store")),
@@ -301,29 +302,35 @@ fn walk(
 }
 
 /// Nix's registered narHash for each path that is still valid, in one call.
-fn registered_hashes<'a>(paths: impl Iterator<Item = &'a StorePath>) -> Result<BTreeMap<StorePath, NarHash>> {
-    let valid: Vec<&StorePath> = paths.filter(|p| p.as_path().symlink_metadata().is_ok()).collect();
-    if valid.is_empty() {
-        return Ok(BTreeMap::new());
-    }
+/// A path Nix calls not valid is left out (verify reports it); a Nix that
+/// cannot answer, or a stop, is an error, never a verdict on the bundle.
+fn registered_hashes(paths: &[&StorePath], deadline: &Deadline) -> Result<BTreeMap<StorePath, NarHash>> {
+    let valid: Vec<&StorePath> = paths.iter().copied().filter(|p| p.as_path().symlink_metadata().is_ok()).collect();
+    let Some(first) = valid.first() else { return Ok(BTreeMap::new()) };
     let mut cmd: Command = nix();
     cmd.args(["path-info", "--offline", "--json"]).args(valid.iter().map(|p| p.as_str()));
-    // An invalid path makes path-info fail as a whole; fall back to one
-    // query per path so the others are still checked.
-    let json = match stdout_of(cmd, &Deadline::none()) {
+    let json = match stdout_of(cmd, deadline) {
         Ok(json) => json,
-        Err(_) if valid.len() > 1 => {
+        // An invalid path makes path-info fail as a whole; one query per
+        // path then finds which, and still checks the others.
+        Err(e) if names_an_invalid_path(&e) && valid.len() > 1 => {
             let mut all = BTreeMap::new();
             for path in valid {
-                all.extend(registered_hashes(std::iter::once(path)).unwrap_or_default());
+                all.extend(registered_hashes(&[path], deadline)?);
             }
             return Ok(all);
         }
-        Err(_) => return Ok(BTreeMap::new()),
+        Err(e) if names_an_invalid_path(&e) => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e),
     };
-    let root = (*valid[0]).clone();
-    let closure = Closure::from_path_info_json(root, &json)?;
+    let closure = Closure::from_path_info_json((*first).clone(), &json)?;
     Ok(closure.paths.into_iter().map(|p| (p.path, p.nar_hash)).collect())
+}
+
+/// Whether Nix failed because a path it was asked about is not valid
+/// (`path '/nix/store/…' is not valid`), rather than for another reason.
+fn names_an_invalid_path(e: &Error) -> bool {
+    matches!(e, Error::NixCommand { reason, .. } if reason.contains("is not valid"))
 }
 
 #[cfg(test)]

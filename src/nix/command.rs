@@ -11,6 +11,7 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
@@ -177,7 +178,15 @@ impl Pipes {
                 return Some((self.reader.join().unwrap_or_default(), held));
             }
             match given_up_at {
-                Some(at) if Instant::now() >= at => return None,
+                Some(at) if Instant::now() >= at => {
+                    // The relay may be stuck writing to a stderr no one
+                    // reads, and nucleus's own report would be too: then a
+                    // pending stop acts at once, and ends nucleus.
+                    if deadline.interruption(shown).is_some() && !stderr_takes_writes() {
+                        crate::interrupt::unblock_stops();
+                    }
+                    return None;
+                }
                 Some(_) => {}
                 None if deadline.expired() || deadline.interruption(shown).is_some() => {
                     let _ = nix::sys::signal::killpg(self.group, nix::sys::signal::SIGKILL);
@@ -188,6 +197,15 @@ impl Pipes {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// Whether a write to nucleus's stderr would go through now (a terminal or
+/// a file always; a pipe when its reader keeps up).
+fn stderr_takes_writes() -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let stderr = std::io::stderr();
+    let mut fds = [PollFd::new(stderr.as_fd(), PollFlags::POLLOUT)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
 }
 
 /// How long a Nix command has to end after SIGTERM before it is killed.
@@ -251,14 +269,14 @@ fn show(lines: &[String]) {
 }
 
 /// True when Nix's database records `path` as valid (fully built or
-/// substituted). Never substitutes or builds anything.
+/// substituted). Never substitutes or builds anything. A Nix that cannot
+/// answer is an error, not an invalid path; a stop signal ends the wait
+/// (the callers, in `run`, block them).
 pub fn is_valid_path(path: &str) -> Result<bool> {
     let mut cmd = Command::new("nix-store");
-    cmd.args(["--check-validity", path]);
-    let status = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().map_err(|e| {
-        Error::NixCommand { command: describe(&cmd), reason: "cannot start it".into(), source: Some(e) }
-    })?;
-    Ok(status.success())
+    cmd.args(["--check-validity", "--print-invalid", path]);
+    let invalid = stdout_of_probe(cmd, &Deadline::none().stoppable())?;
+    Ok(invalid.trim().is_empty())
 }
 
 /// The command as the user would type it into a shell, without the feature
