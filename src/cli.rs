@@ -32,11 +32,11 @@ pub struct Cli {
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     pub verbose_short: u8,
 
-    /// Say what nucleus is doing on stderr (twice: debug and runsc's debug logs).
+    /// Say what nucleus is doing on stderr (twice: debug, and for run, runsc's debug logs).
     #[arg(long = "verbose", global = true, display_order = 900, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Print only the workload's output and errors.
+    /// No warnings: print only the result (for run and exec, the workload's output) and errors.
     #[arg(short, long, global = true, display_order = 901, conflicts_with = "verbose")]
     pub quiet: bool,
 
