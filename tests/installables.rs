@@ -269,3 +269,28 @@ fn nix_arguments_apply_only_to_nix_files() {
     }
     w.assert_clean();
 }
+
+/// A builder's own `error: …` line just before Nix's report is shown as a
+/// line of its log; the reason nucleus gives is Nix's own headline.
+#[test]
+fn a_failed_build_gives_nix_s_reason_not_the_builder_s_last_words() {
+    let w = World::new();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nix_file = w.path("fails.nix");
+    std::fs::write(
+        &nix_file,
+        format!(
+            "let t = import {} {{ busyboxFile = {}; }};\n\
+             in t.script \"fails-{nanos}\" \"echo 'error: expected test failure'; exit 1\"\n",
+            repo().join("tests/closures/lib.nix").display(),
+            busybox_file()
+        ),
+    )
+    .unwrap();
+    let out = w.run(&["run", nix_file.to_str().unwrap(), "--", "/bin/true"]);
+    assert_status(&out, 125);
+    let err = stderr(&out);
+    let reason = err.lines().last().unwrap_or_default();
+    assert!(reason.contains("builder for") && reason.contains("failed with exit code 1"), "{err}");
+    assert!(err.lines().any(|l| l == "error: expected test failure"), "{err}");
+}

@@ -139,12 +139,18 @@ fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<Strin
     };
     let Some((out, held)) = pipes.collect(deadline, &shown) else { return Err(stopped(&shown)) };
     if !status.success() {
-        let reason = match held.split_first() {
-            Some((headline, rest)) => {
-                show(rest);
+        let reason = match report_headline(&held) {
+            Some(at) => {
+                let headline = &held[at];
+                let others: Vec<String> =
+                    held.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, l)| l.clone()).collect();
+                show(&others);
                 headline.strip_prefix(ERROR_PREFIX).unwrap_or(headline).trim().to_string()
             }
-            None => status.to_string(),
+            None => {
+                show(&held);
+                status.to_string()
+            }
         };
         return Err(Error::NixCommand { command: shown, reason, source: None });
     }
@@ -246,14 +252,39 @@ fn relay_stderr(from: impl Read, out: &mut impl Write) -> Vec<String> {
             Ok(0) | Err(_) => return held,
             Ok(_) => {}
         }
-        if held.is_empty() && !line.starts_with(ERROR_PREFIX.as_bytes()) {
-            let _ = out.write_all(&line);
-            let _ = out.flush();
-        } else {
+        let report = line.starts_with(ERROR_PREFIX.as_bytes());
+        // Nix's report goes on in indented lines, further reports and its
+        // parenthesised advice (`(use '--show-trace' …)`); another line
+        // after it means the "report" was a line of a builder's log, passed
+        // on as it is, and it is shown after all.
+        let continues =
+            !held.is_empty() && (report || line.first().is_some_and(|b| b.is_ascii_whitespace() || *b == b'('));
+        if report || continues {
             let text = String::from_utf8_lossy(&line);
             held.push(text.trim_end_matches(['\n', '\r']).to_string());
+            continue;
         }
+        for earlier in held.drain(..) {
+            let _ = writeln!(out, "{earlier}");
+        }
+        let _ = out.write_all(&line);
+        let _ = out.flush();
     }
+}
+
+/// Which held line is Nix's own headline. A builder's last words just
+/// before Nix's report may look like one (`error: …`); such a line is
+/// followed at once by Nix's headline, or quoted in Nix's report as a line
+/// of the log (`> error: …`). So: the first `error: ` line that is neither,
+/// else the last one.
+fn report_headline(held: &[String]) -> Option<usize> {
+    let headline = |line: &String| line.starts_with(ERROR_PREFIX);
+    let nix_s = |i: usize, line: &String| {
+        headline(line)
+            && !held.get(i + 1).is_some_and(headline)
+            && !held[i + 1..].iter().any(|later| later.trim_start() == format!("> {line}"))
+    };
+    held.iter().enumerate().position(|(i, line)| nix_s(i, line)).or_else(|| held.iter().rposition(headline))
 }
 
 /// Nix's advice to rerun it with a flag nucleus does not take.
@@ -344,6 +375,36 @@ mod tests {
         let held = relay_stderr(text.as_bytes(), &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "warning: w\nerror (ignored): e\nbuilding\n");
         assert_eq!(held, ["error: it broke;", "       last lines:", "       > x"]);
+    }
+
+    /// A builder's log line that looks like Nix's report is shown in its
+    /// place once the log goes on; Nix's own report, at the end, is held.
+    #[test]
+    fn a_builder_s_error_line_is_not_taken_for_nix_s_report() {
+        let text = "building\nerror: expected test failure\nmore of the log\nerror: builder for 'x' failed;\n  > log\n";
+        let mut out = Vec::new();
+        let held = relay_stderr(text.as_bytes(), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "building\nerror: expected test failure\nmore of the log\n");
+        assert_eq!(held, ["error: builder for 'x' failed;", "  > log"]);
+    }
+
+    #[test]
+    fn the_headline_is_nix_s_not_a_quoted_line_of_the_log() {
+        let held: Vec<String> = [
+            "error: expected test failure",
+            "error: builder for 'x' failed with exit code 1;",
+            "       last 1 log lines:",
+            "       > error: expected test failure",
+            "error: 1 dependencies of derivation 'y' failed to build",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(report_headline(&held), Some(1));
+        assert_eq!(report_headline(&held[1..]), Some(0));
+        assert_eq!(report_headline(&["  no headline".to_string()]), None);
+        // The builder's last line, then Nix's one-line report.
+        let held = ["error: expected test failure", "error: builder for 'x' failed with exit code 1"].map(String::from);
+        assert_eq!(report_headline(&held), Some(1));
     }
 
     #[test]
