@@ -391,29 +391,52 @@ fn a_stop_signal_ends_a_build_nix_runs_itself() {
 #[test]
 fn a_stop_signal_is_not_held_off_by_a_process_nix_left_behind() {
     let w = World::new();
-    let bin = w.path("escaping-nix");
-    std::fs::create_dir_all(&bin).unwrap();
-    let escaped = w.path("escaped.pid");
-    for name in ["nix", "nix-store", "nix-build", "nix-instantiate"] {
-        script(&bin, name, &format!("setsid sleep 300 & echo $! > {}; exec sleep 600", escaped.display()));
-    }
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let nix_file = w.path("slow.nix");
-    std::fs::write(&nix_file, "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }")
-        .unwrap();
-    let mut child = spawn_nucleus(&w, &[("PATH", &path)], &["closure", nix_file.to_str().unwrap()]);
-    eventually(Duration::from_secs(20), "the escaped process runs", || {
-        std::fs::read_to_string(&escaped).is_ok_and(|pid| !pid.trim().is_empty())
-    });
+    let left = LeftBehind::start(&w, "exec sleep 600");
     let started = Instant::now();
-    signal(&child, libc::SIGTERM);
-    let status = wait_at_most(&mut child, Duration::from_secs(15));
+    let status = left.stop();
     let elapsed = started.elapsed();
-    let pid: i32 = std::fs::read_to_string(&escaped).unwrap().trim().parse().unwrap();
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
     assert_eq!(status.code(), Some(125));
     assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
     assert_all_gone(&w);
+}
+
+/// `nucleus closure` of a .nix file, where every Nix command leaves a
+/// process in a session of its own holding its pipes, then runs `then`.
+struct LeftBehind {
+    run: Child,
+    pid_file: PathBuf,
+}
+
+impl LeftBehind {
+    fn start(w: &World, then: &str) -> LeftBehind {
+        let bin = w.path("leaving-nix");
+        std::fs::create_dir_all(&bin).unwrap();
+        let pid_file = w.path("left-behind.pid");
+        let body = format!("setsid sleep 300 & echo $! > {}\n{then}", pid_file.display());
+        for name in ["nix", "nix-store", "nix-build", "nix-instantiate"] {
+            script(&bin, name, &body);
+        }
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let nix_file = w.path("x.nix");
+        std::fs::write(&nix_file, "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }")
+            .unwrap();
+        // stdout and stderr are piped, and never read.
+        let run = spawn_nucleus(w, &[("PATH", &path)], &["closure", nix_file.to_str().unwrap()]);
+        eventually(Duration::from_secs(20), "the process left behind runs", || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|pid| !pid.trim().is_empty())
+        });
+        LeftBehind { run, pid_file }
+    }
+
+    /// SIGTERM to nucleus; its status (within 15 s), once the process left
+    /// behind is killed too.
+    fn stop(mut self) -> std::process::ExitStatus {
+        signal(&self.run, libc::SIGTERM);
+        let status = wait_at_most(&mut self.run, Duration::from_secs(15));
+        let pid: i32 = std::fs::read_to_string(&self.pid_file).unwrap().trim().parse().unwrap();
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        status
+    }
 }
 
 /// Once the output is complete only printing is left, and a reader that
@@ -824,30 +847,10 @@ fn verify_gives_no_verdict_without_nix_and_a_stop_ends_nix() {
 #[test]
 fn a_stop_signal_ends_nucleus_when_no_one_reads_its_stderr() {
     let w = World::new();
-    let bin = w.path("flooding-nix");
-    std::fs::create_dir_all(&bin).unwrap();
-    let escaped = w.path("escaped.pid");
-    let body = format!(
-        "setsid sleep 300 & echo $! > {}\nwhile :; do echo 'progress progress progress' >&2; done",
-        escaped.display()
-    );
-    for name in ["nix", "nix-store", "nix-build", "nix-instantiate"] {
-        script(&bin, name, &body);
-    }
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let nix_file = w.path("x.nix");
-    std::fs::write(&nix_file, "derivation { name = \"x\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; }")
-        .unwrap();
-    // stderr is piped and never read.
-    let mut child = spawn_nucleus(&w, &[("PATH", &path)], &["closure", nix_file.to_str().unwrap()]);
-    eventually(Duration::from_secs(20), "the escaped process runs", || {
-        std::fs::read_to_string(&escaped).is_ok_and(|pid| !pid.trim().is_empty())
-    });
+    let left = LeftBehind::start(&w, "while :; do echo 'progress progress progress' >&2; done");
+    // Time for the pipes to fill.
     std::thread::sleep(Duration::from_millis(500));
-    signal(&child, libc::SIGTERM);
-    let status = wait_at_most(&mut child, Duration::from_secs(10));
-    let pid: i32 = std::fs::read_to_string(&escaped).unwrap().trim().parse().unwrap();
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    let status = left.stop();
     assert!(!status.success(), "{status:?}");
     assert_all_gone(&w);
 }
