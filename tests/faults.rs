@@ -57,16 +57,6 @@ fn spawn_exec(w: &World, name: &str, script: &str) -> Child {
         .unwrap()
 }
 
-/// Waits until `condition` holds, at most `limit`.
-#[track_caller]
-fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// The processes inside container `name`, as its own `ps` lists them.
 fn processes_inside(w: &World, name: &str) -> String {
     ok(&w.run(&["exec", name, "--", "/bin/ps"]))

@@ -207,7 +207,9 @@ fn a_swapped_view_is_not_believed() {
     let holder =
         Holder(Command::new("unshare").args(["-m", "--propagation", "private", "sleep", "600"]).spawn().unwrap());
     let host = PathBuf::from(format!("/proc/{}/ns/mnt", holder.0.id()));
-    eventually_true(|| std::fs::read_link(&host).ok() != std::fs::read_link("/proc/self/ns/mnt").ok());
+    eventually(Duration::from_secs(5), "the namespace is made", || {
+        std::fs::read_link(&host).ok() != std::fs::read_link("/proc/self/ns/mnt").ok()
+    });
     let swaps = [views.join(&second_key[0]), host];
     for swapped_in in swaps {
         let target = views.join(&first_key[0]);
@@ -234,15 +236,6 @@ impl Drop for Holder {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Waits up to 5 s for `condition`.
-fn eventually_true(mut condition: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(std::time::Instant::now() < deadline, "not within 5 s");
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -339,6 +339,16 @@ pub fn as_unprivileged_user(program: &str) -> Command {
     cmd
 }
 
+/// Waits until `condition` holds, at most `limit`.
+#[track_caller]
+pub fn eventually(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits for `child` at most `limit`; kills it and fails the test after.
 #[track_caller]
 pub fn wait_at_most(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
