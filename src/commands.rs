@@ -223,19 +223,8 @@ fn plan(
     Ok(plan)
 }
 
-/// For the commands that ask Nix and write their output: the stop signals
-/// are blocked from here on, so that a Ctrl-C or a `kill` ends Nix's
-/// commands (in process groups of their own, which a terminal's Ctrl-C
-/// does not reach) and takes back a half-written bundle or image, instead
-/// of killing nucleus half-way. Nix's commands end at a stop; writers look
-/// for one at each step ([`crate::interrupt::check`]).
-fn stoppable_from_now() -> Result<Deadline> {
-    crate::interrupt::block_stops()?;
-    Ok(Deadline::none().stoppable())
-}
-
 fn write_bundle(args: &BundleArgs) -> Result<i32> {
-    let deadline = stoppable_from_now()?;
+    let deadline = crate::interrupt::stops_end_nix()?;
     let req = args.sandbox.request(&args.workload, HostAccess::Full)?;
     let out = absolute(&args.out)?;
     let sources = HostSources::open(&req)?;
@@ -285,7 +274,7 @@ struct ImageSource {
 /// `kube` alike, so both name the same image. No host path is opened: the
 /// volumes of an image are the runtime's to provide.
 fn image_source(sandbox: &SandboxArgs, workload: &WorkloadArgs, max_layers: u16) -> Result<ImageSource> {
-    let deadline = stoppable_from_now()?;
+    let deadline = crate::interrupt::stops_end_nix()?;
     let req = sandbox.request(workload, HostAccess::Full)?;
     crate::image::check_request(&req)?;
     if req.installable.is_none() {
@@ -387,7 +376,7 @@ fn write_new_file(option: &str, path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 fn closure(installable: &str, json: bool) -> Result<i32> {
-    let deadline = stoppable_from_now()?;
+    let deadline = crate::interrupt::stops_end_nix()?;
     let request = crate::request::InstallableRequest { text: installable.to_string(), ..Default::default() };
     let root = Installable::classify(&request)?.resolve(false, &deadline)?.root;
     let closure = Closure::query(&root, &deadline)?;

@@ -21,15 +21,23 @@ use crate::{Error, Result};
 /// The signals that stop a run before its workload runs.
 pub const STOP: [Signal; 4] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT];
 
-/// Blocks the stop signals in this thread; threads started later inherit
-/// the mask, so a stop stays pending until nucleus looks for it.
-pub fn block_stops() -> Result<()> {
-    let mut set = SigSet::empty();
-    for signal in STOP {
-        set.add(signal);
-    }
+/// Blocks `signals` in this thread; threads started later inherit the
+/// mask. Returns the set.
+pub fn block(signals: &[Signal]) -> Result<SigSet> {
+    let set = signals.iter().copied().collect::<SigSet>();
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .map_err(|e| Error::setup("block signals", e))
+        .map_err(|e| Error::setup("block signals", e))?;
+    Ok(set)
+}
+
+/// Blocks the stop signals, so that a stop stays pending until nucleus
+/// looks for it, and returns a deadline (none in time) that a stop ends:
+/// from here on a Ctrl-C or a `kill` ends the Nix command nucleus waits on
+/// (in a process group of its own, which a terminal's Ctrl-C does not
+/// reach) instead of killing nucleus half-way.
+pub fn stops_end_nix() -> Result<crate::nix::command::Deadline> {
+    block(&STOP)?;
+    Ok(crate::nix::command::Deadline::none().stoppable())
 }
 
 /// How often [`check`] looks: often enough that a stop ends a write at
@@ -64,21 +72,16 @@ pub fn check_now(what: &str) -> Result<()> {
 /// once an output is complete and only printing is left: a reader that
 /// never reads must not hold a stop off.
 pub fn unblock_stops() {
-    let mut set = SigSet::empty();
-    for signal in STOP {
-        set.add(signal);
-    }
+    let set = STOP.into_iter().collect::<SigSet>();
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
 }
 
-/// Runs `f` with the stop signals blocked and a deadline they end, for a
-/// command that otherwise leaves them alone (`verify`): a stop meanwhile
-/// ends the Nix command `f` waits on (in a process group of its own, which
-/// a terminal's Ctrl-C does not reach) instead of leaving it running.
-/// Afterwards the signals act again, unless `f` was stopped by one.
+/// Runs `f` as [`stops_end_nix`] has it, for a command that otherwise
+/// leaves the stop signals alone (`verify`); afterwards they act again,
+/// unless `f` was stopped by one.
 pub fn ending_nix_at_a_stop<T>(f: impl FnOnce(&crate::nix::command::Deadline) -> Result<T>) -> Result<T> {
-    block_stops()?;
-    let result = f(&crate::nix::command::Deadline::none().stoppable());
+    let deadline = stops_end_nix()?;
+    let result = f(&deadline);
     if !matches!(result, Err(Error::Interrupted { .. })) {
         unblock_stops();
     }

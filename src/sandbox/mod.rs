@@ -28,7 +28,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
@@ -295,13 +295,7 @@ fn supervisor_status(supervisor: Pid) -> Result<i32> {
 /// Blocks the forwarded signals in this thread; threads started later
 /// inherit the mask, so only the forwarding thread ever receives them.
 pub fn block_signals() -> Result<SigSet> {
-    let mut set = SigSet::empty();
-    for signal in FORWARDED {
-        set.add(*signal);
-    }
-    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .map_err(|e| Error::setup("block signals", e))?;
-    Ok(set)
+    crate::interrupt::block(FORWARDED)
 }
 
 /// Waits at most `limit` for a short-lived runsc call; its stdout, or its
