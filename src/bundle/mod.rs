@@ -13,6 +13,7 @@ mod write;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
+use serde::Deserialize;
 use serde_json::Value;
 
 pub use digest::{ClosureEntry, Digest, DigestRecord};
@@ -59,7 +60,7 @@ pub struct BundleContents {
 /// is found by reading the config as a spec and writing it back: what
 /// comes back differs.
 fn check_members(config: &Value) -> std::result::Result<(), String> {
-    let spec: Spec = serde_json::from_value(config.clone()).map_err(|e| format!("is not a runtime spec: {e}"))?;
+    let spec = Spec::deserialize(config).map_err(|e| format!("is not a runtime spec: {e}"))?;
     let written = serde_json::to_value(&spec).map_err(|e| format!("cannot be written back: {e}"))?;
     match first_difference(config, &written, String::new()) {
         None => Ok(()),

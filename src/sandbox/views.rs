@@ -296,25 +296,11 @@ fn find_or_make(
     // Kept by a bind of its namespace file, in the original namespace.
     enter(original, "the original mount namespace")?;
     let file = dir.join(key);
-    File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&file)
-        .map_err(|e| Error::setup(format!("create {}", file.display()), e))?;
+    private_file(&file, true).map_err(|e| Error::setup(format!("create {}", file.display()), e))?;
     mount(Some(&fd_proc_path(&held)), &file, None::<&str>, MsFlags::MS_BIND, None::<&str>)
         .map_err(|e| Error::setup(format!("keep a store view at {}", file.display()), e))?;
     let used = dir.join(format!("{key}{USED_SUFFIX}"));
-    let written = File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&used)
-        .and_then(|mut f| f.write_all(digest(entries, false).as_bytes()));
+    let written = private_file(&used, true).and_then(|mut f| f.write_all(digest(entries, false).as_bytes()));
     if let Err(e) = written {
         remove_view(dir, key);
         return Err(Error::setup(format!("write {}", used.display()), e));
@@ -340,6 +326,12 @@ fn prepare_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::setup(step("make private"), e))
 }
 
+/// A file of the views' own, opened for writing (created 0600 if it is
+/// missing, emptied with `truncate`), never through a symlink.
+fn private_file(path: &Path, truncate: bool) -> std::io::Result<File> {
+    File::options().write(true).create(true).truncate(truncate).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
 /// Takes the views' lock, beside `dir` (creating the directory it is in).
 fn lock(dir: &Path) -> Result<Flock<File>> {
     let parent = dir.parent().unwrap_or(dir);
@@ -349,14 +341,7 @@ fn lock(dir: &Path) -> Result<Flock<File>> {
         .create(parent)
         .map_err(|e| Error::setup(format!("create {}", parent.display()), e))?;
     let path = parent.join(LOCK_FILE);
-    let file = File::options()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| Error::setup(format!("open {}", path.display()), e))?;
+    let file = private_file(&path, false).map_err(|e| Error::setup(format!("open {}", path.display()), e))?;
     Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| Error::setup(format!("lock {}", path.display()), e))
 }
 
