@@ -28,6 +28,7 @@ pub mod policy;
 pub mod request;
 pub mod rootfs;
 pub mod sandbox;
+pub mod sha256;
 pub mod state;
 
 pub use error::{Error, Result};

@@ -24,7 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use openssl::sha::Sha256;
+use crate::sha256::BulkSha256;
 
 use super::nar_stream::{NarBuilder, Node};
 use super::tar::TarWriter;
@@ -84,7 +84,7 @@ pub enum NarCheck {
 
 /// Writes `source`'s tar stream to `out` and returns its digest and size.
 pub fn write_layer(source: &LayerSource, out: impl Write, check: NarCheck) -> Result<Blob> {
-    let mut hashing = HashingWriter { out, sha: Sha256::new(), written: 0 };
+    let mut hashing = HashingWriter { out, sha: BulkSha256::new(), written: 0 };
     let mut tar = TarWriter::new(&mut hashing);
     let failed = |e: io::Error| Error::io("cannot write a layer of", "the image", e);
     match source {
@@ -118,7 +118,7 @@ pub fn write_layer(source: &LayerSource, out: impl Write, check: NarCheck) -> Re
 
 struct HashingWriter<W: Write> {
     out: W,
-    sha: Sha256,
+    sha: BulkSha256,
     written: u64,
 }
 

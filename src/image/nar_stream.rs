@@ -10,7 +10,7 @@
 //! directory, siblings unsorted or repeated) is an error: nucleus writes
 //! layers in NAR order, so anything else is not the image it wrote.
 
-use openssl::sha::Sha256;
+use crate::sha256::BulkSha256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Node<'a> {
@@ -33,7 +33,7 @@ struct PendingFile {
 }
 
 pub struct NarBuilder {
-    sha: Sha256,
+    sha: BulkSha256,
     open: Vec<OpenDir>,
     file: Option<PendingFile>,
     started: bool,
@@ -47,7 +47,7 @@ impl Default for NarBuilder {
 
 impl NarBuilder {
     pub fn new() -> Self {
-        let mut builder = NarBuilder { sha: Sha256::new(), open: Vec::new(), file: None, started: false };
+        let mut builder = NarBuilder { sha: BulkSha256::new(), open: Vec::new(), file: None, started: false };
         builder.str(b"nix-archive-1");
         builder
     }

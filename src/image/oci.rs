@@ -60,7 +60,7 @@ impl Document {
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::policy::hex(&openssl::sha::sha256(bytes)))
+    format!("sha256:{}", crate::policy::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes)))
 }
 
 /// The 64 hex digits of a `sha256:` digest.

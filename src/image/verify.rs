@@ -14,7 +14,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
-use openssl::sha::Sha256;
+use crate::sha256::BulkSha256;
 use serde_json::Value;
 
 use super::nar_stream::{NarBuilder, Node};
@@ -269,7 +269,7 @@ struct Current {
 impl LayerCheck<'_> {
     /// Returns the layer's digest and size.
     fn run(&mut self, reader: Box<dyn Read + '_>) -> Result<(String, u64)> {
-        let mut tar = TarReader::new(Hashing { inner: reader, sha: Sha256::new(), count: 0 });
+        let mut tar = TarReader::new(Hashing { inner: reader, sha: BulkSha256::new(), count: 0 });
         if let Err(e) = self.walk(&mut tar) {
             self.differences.push(format!("{}: not a readable tar: {e}", self.what));
         }
@@ -393,7 +393,7 @@ impl LayerCheck<'_> {
 
 struct Hashing<R: Read> {
     inner: R,
-    sha: Sha256,
+    sha: BulkSha256,
     count: u64,
 }
 

@@ -437,7 +437,7 @@ pub mod seccomp {
             .map_err(|e| Error::Plan { reason: format!("cannot serialise the seccomp profile: {e}") })?;
         let text = crate::bundle::canonical::to_canonical_string(&value)
             .map_err(|why| Error::Plan { reason: format!("cannot serialise the seccomp profile: {why}") })?;
-        let hash = crate::policy::hex(&openssl::sha::sha256(text.as_bytes()));
+        let hash = crate::policy::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
         Ok(Some((format!("{SECCOMP_DIR}/{}.json", &hash[..16]), text.into_bytes())))
     }
 }

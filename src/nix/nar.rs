@@ -23,15 +23,8 @@ use std::path::Path;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 
-// SHA-256 from OpenSSL's libcrypto, through the same SHA256_Init/Update/Final
-// calls Nix makes, rather than the `sha2` crate: libcrypto picks its
-// assembly for the CPU it runs on (SHA-NI, AVX2, AVX, SSSE3), so `nucleus
-// hash` keeps up with `nix hash path` on every CPU, and OPENSSL_ia32cap
-// steers both alike. With SHA-NI every candidate measured 2.1 GB/s; with it
-// masked, libcrypto did 760 MB/s, aws-lc-rs 607, the `sha2` crate 515 (470
-// with its `asm` feature). `ring` could not be measured without SHA-NI, as
-// nothing masks CPU features from it.
-use openssl::sha::Sha256;
+// SHA-256 from libcrypto, as Nix computes it (see `crate::sha256` for why).
+use crate::sha256::BulkSha256;
 
 use crate::error::{Error, Result};
 
@@ -83,7 +76,7 @@ pub fn nar_sha256(path: &Path) -> Result<[u8; 32]> {
             })
             .map_err(|e| Error::io("cannot start a thread to read", path, e))?;
 
-        let mut hasher = Sha256::new();
+        let mut hasher = BulkSha256::new();
         // Ends when the reader finishes or fails and drops its sender.
         for Filled(buf, len) in full_rx {
             hasher.update(&buf[..len]);
@@ -118,7 +111,7 @@ impl InlineHasher {
         if self.buf.is_empty() {
             self.buf = vec![0; CHUNK].into_boxed_slice();
         }
-        let mut enc = Encoder::new(std::mem::take(&mut self.buf), HashDrain(Sha256::new()));
+        let mut enc = Encoder::new(std::mem::take(&mut self.buf), HashDrain(BulkSha256::new()));
         let done = dump(path, &mut enc).and_then(|()| enc.flush_tail());
         // `HashDrain` hands each buffer straight back, so this is the one
         // lent above, whether or not the dump succeeded.
@@ -149,7 +142,7 @@ impl<W: Write> Drain for WriteDrain<'_, W> {
 }
 
 /// Hashes each buffer in place and hands it straight back.
-struct HashDrain(Sha256);
+struct HashDrain(BulkSha256);
 
 impl Drain for HashDrain {
     fn drain(&mut self, buf: Box<[u8]>, len: usize) -> Result<Box<[u8]>> {
