@@ -192,7 +192,7 @@ fn run(args: &RunArgs, state: &StateRoot, verbosity: u8) -> Result<i32> {
     tracing::info!(digest = %plan.bundle.record.digest, "planned the bundle");
     if args.dry_run {
         let launch = json!({ "store": plan.store, "container": plan.container });
-        let document = json!({ "digest": plan.bundle.record.digest, "config": plan.bundle.spec, "launch": launch });
+        let document = json!({ "digest": plan.bundle.record.digest, "config": plan.bundle.config, "launch": launch });
         return print_line(&to_json(&document)?);
     }
     if req.network == crate::request::Network::Host {

@@ -16,6 +16,7 @@ use crate::host::sources::{HostSources, SourceKind};
 use crate::nix::store_path::STORE_DIR;
 use crate::nix::Closure;
 use crate::oci::build::{hardened_spec, NetworkNamespace, SpecInput};
+use crate::oci::{Config, MountList};
 use crate::oci::defaults::{self, bind};
 use crate::policy::seccomp::{check_fits, effective_profile};
 use crate::policy::CONTEXT_DIR;
@@ -193,7 +194,7 @@ impl LaunchPlan {
         if let Some(profile) = &seccomp {
             check_fits(profile)?;
         }
-        let mut spec = hardened_spec(SpecInput {
+        let config = hardened_spec(SpecInput {
             request: req,
             args: resolved.command,
             mounts,
@@ -210,17 +211,17 @@ impl LaunchPlan {
         let staged = staged_sources(req, resolved.sources, &layout, in_container);
         let staged_map: BTreeMap<String, PathBuf> =
             staged.iter().map(|s| (s.relative.clone(), s.host_path.clone())).collect();
-        let record = DigestRecord::new(&mut spec, layout.dir(), resolved.closure, req.network.runsc_flag(), staged_map)
+        let record = DigestRecord::new(&config, layout.dir(), resolved.closure, req.network.runsc_flag(), staged_map)
             .map_err(|reason| Error::bundle(layout.dir(), reason, None))?;
-        let entries = bundle_entries(&spec, resolved.rootfs, &store, resolved.sources, &staged, req, in_container);
+        let entries = bundle_entries(&config, resolved.rootfs, &store, resolved.sources, &staged, req, in_container);
         let container = match target {
             PlanTarget::Container(c) => {
-                let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some();
+                let seccomp = config.spec().linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some();
                 Some(container_plan(resolved, c, &layout, staged, network, cgroups_path, seccomp))
             }
             PlanTarget::Directory(_) => None,
         };
-        let bundle = BundleContents { layout: layout.clone(), spec, record, entries };
+        let bundle = BundleContents { layout: layout.clone(), config, record, entries };
         Ok(LaunchPlan { bundle, store, warnings, container })
     }
 }
@@ -232,18 +233,32 @@ fn all_mounts(
     req: &RunRequest,
     layout: &BundleLayout,
     in_container: bool,
-) -> Vec<Mount> {
-    let mut mounts: Vec<Mount> =
+) -> MountList {
+    let mut before: Vec<Mount> =
         rootfs.system.iter().map(|b| bind(&b.source.display().to_string(), &b.destination, false, false)).collect();
-    mounts.extend(store_mounts(rootfs, store));
-    mounts.extend(user_mounts(req, layout, in_container));
-    mounts
+    let store_binds = match store {
+        StorePlan::Host => {
+            before.push(bind(STORE_DIR, STORE_DIR, false, false));
+            Vec::new()
+        }
+        StorePlan::View { view, .. } => {
+            before.push(bind(&view.display().to_string(), STORE_DIR, false, false));
+            Vec::new()
+        }
+        StorePlan::PerPath => rootfs
+            .store_entries()
+            .iter()
+            .filter(|e| !matches!(e.kind, StoreEntryKind::Symlink(_)))
+            .map(|e| e.path.clone())
+            .collect(),
+    };
+    MountList { before, store_binds, after: user_mounts(req, layout, in_container) }
 }
 
 /// runsc boots at most [`MAX_RUNSC_BINDS`] binds: a run over it is refused;
 /// a bundle on disk only warns, as other runtimes have no such limit.
-fn check_bind_limit(mounts: &[Mount], in_container: bool) -> Result<Vec<String>> {
-    let binds = mounts.iter().filter(|m| defaults::is_bind(m)).count();
+fn check_bind_limit(mounts: &MountList, in_container: bool) -> Result<Vec<String>> {
+    let binds = mounts.binds();
     if binds <= MAX_RUNSC_BINDS {
         return Ok(Vec::new());
     }
@@ -290,19 +305,6 @@ fn store_plan(rootfs: &RootfsPlan, layout: &BundleLayout, in_container: bool) ->
         StoreView::Host => StorePlan::Host,
         StoreView::Closure(_) if !in_container => StorePlan::PerPath,
         StoreView::Closure(entries) => StorePlan::View { view: layout.store_view(), entries: entries.clone() },
-    }
-}
-
-fn store_mounts(rootfs: &RootfsPlan, store: &StorePlan) -> Vec<Mount> {
-    match store {
-        StorePlan::Host => vec![bind(STORE_DIR, STORE_DIR, false, false)],
-        StorePlan::View { view, .. } => vec![bind(&view.display().to_string(), STORE_DIR, false, false)],
-        StorePlan::PerPath => rootfs
-            .store_entries()
-            .iter()
-            .filter(|e| !matches!(e.kind, StoreEntryKind::Symlink(_)))
-            .map(|e| bind(e.path.as_str(), e.path.as_str(), false, false))
-            .collect(),
     }
 }
 
@@ -409,7 +411,7 @@ fn staged_secrets(req: &RunRequest, layout: &BundleLayout) -> Vec<StagedSecret> 
 /// symlink store paths of a per-path bundle, and the run's staging
 /// mountpoints.
 fn bundle_entries(
-    spec: &oci_spec::runtime::Spec,
+    config: &Config,
     rootfs: &RootfsPlan,
     store: &StorePlan,
     sources: &HostSources,
@@ -431,7 +433,7 @@ fn bundle_entries(
         .chain(req.secrets.iter().map(|s| Path::new(&s.destination)))
         .chain(rootfs.store_entries().iter().filter(|e| e.kind == StoreEntryKind::File).map(|e| e.path.as_path()))
         .collect();
-    for mount in spec.mounts().as_deref().unwrap_or_default() {
+    for mount in config.mounts().iter() {
         let dest = mount.destination();
         let kind = if file_destinations.contains(dest.as_path()) { EntryKind::File } else { EntryKind::Directory };
         entries.push(BundleEntry { path: rootfs_path(dest), kind });
@@ -447,7 +449,7 @@ fn bundle_entries(
         }
     }
     let cwd = Path::new(&req.workdir);
-    let covered = spec.mounts().as_deref().unwrap_or_default().iter().any(|m| cwd.starts_with(m.destination()));
+    let covered = config.mounts().iter().any(|m| cwd.starts_with(m.destination()));
     if !covered && cwd != Path::new("/") {
         entries.push(BundleEntry { path: rootfs_path(cwd), kind: EntryKind::Directory });
     }

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Mount, Spec};
+use crate::oci::{Config, MountList};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -121,7 +121,7 @@ struct DigestConfig<'a> {
 
 enum Mounts<'a> {
     /// As nucleus builds them.
-    Typed(&'a [Mount]),
+    Typed(&'a MountList),
     /// As read back from config.json.
     Listed(&'a [Value]),
     /// A config.json whose `mounts` is not a list: hashed as it is.
@@ -143,7 +143,7 @@ impl Mounts<'_> {
     fn each(&self) -> Box<dyn Iterator<Item = Result<Cow<'_, Value>, String>> + '_> {
         match self {
             Mounts::Typed(mounts) => Box::new(mounts.iter().map(|m| {
-                serde_json::to_value(m).map(Cow::Owned).map_err(|e| format!("cannot serialise a mount: {e}"))
+                serde_json::to_value(&*m).map(Cow::Owned).map_err(|e| format!("cannot serialise a mount: {e}"))
             })),
             Mounts::Listed(mounts) => Box::new(mounts.iter().map(|m| Ok(Cow::Borrowed(m)))),
             Mounts::Other(_) => Box::new(std::iter::empty()),
@@ -152,11 +152,10 @@ impl Mounts<'_> {
 }
 
 impl DigestRecord {
-    /// The record for `spec` written at `bundle_dir`. The spec's mounts are
-    /// set aside while the rest of it is serialised (so they are not copied
-    /// as JSON), and are back in place when this returns.
+    /// The record for `config` written at `bundle_dir`. Its mounts are
+    /// hashed one at a time, never all held as JSON.
     pub fn new(
-        spec: &mut Spec,
+        config: &Config,
         bundle_dir: &Path,
         closure: Option<&Closure>,
         network: &str,
@@ -172,12 +171,9 @@ impl DigestRecord {
             network: network.to_string(),
             staged_sources,
         };
-        let mounts = spec.mounts_mut().take();
-        let fields = serde_json::to_value(&*spec);
-        *spec.mounts_mut() = mounts;
-        let fields = fields.map_err(|e| format!("cannot serialise the config: {e}"))?;
-        let config = DigestConfig { fields: &fields, mounts: spec.mounts().as_deref().map(Mounts::Typed) };
-        record.digest = record.digest_of(&config)?;
+        let fields = serde_json::to_value(config.spec()).map_err(|e| format!("cannot serialise the config: {e}"))?;
+        let built = DigestConfig { fields: &fields, mounts: Some(Mounts::Typed(config.mounts())) };
+        record.digest = record.digest_of(&built)?;
         Ok(record)
     }
 
@@ -566,24 +562,27 @@ mod tests {
         });
         let closure = Closure { root: StorePath::parse(B).unwrap(), paths: paths.to_vec() };
         let staged: BTreeMap<String, PathBuf> = [("staging/volume-0".to_string(), PathBuf::from("/srv/data"))].into();
-        for store in [vec![bind(A, A), bind(B, B)], vec![bind("/s/b/store-view", "/nix/store")], vec![bind(A, A)]] {
-            let mut mounts = vec![bind("/etc/resolv.conf", "/etc/resolv.conf")];
-            mounts.extend(store);
-            mounts.push(bind("/s/b/staging/volume-0", "/data"));
-            mounts.push(bind("/s/b/secrets/0", "/run/secrets/t"));
-            let config = json!({
+        let per_path = |paths: &[&str]| paths.iter().map(|p| StorePath::parse(p).unwrap()).collect::<Vec<_>>();
+        let cases = [
+            (vec![], per_path(&[A, B])),
+            (vec![defaults::bind("/s/b/store-view", "/nix/store", false, false)], vec![]),
+            (vec![], per_path(&[A])),
+        ];
+        for (store, store_binds) in cases {
+            let typed = |source: &str, destination: &str| defaults::bind(source, destination, false, false);
+            let mut before = vec![typed("/etc/resolv.conf", "/etc/resolv.conf")];
+            before.extend(store);
+            let after = vec![typed("/s/b/staging/volume-0", "/data"), typed("/s/b/secrets/0", "/run/secrets/t")];
+            let spec = json!({
                 "ociVersion": "1.0.2",
                 "process": {"args": ["/bin/hello"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
-                "mounts": mounts,
                 "annotations": {"nucleus.container-name": "x"},
                 "linux": {"cgroupsPath": "/nucleus-x", "namespaces": [{"type": "network", "path": "/proc/self/ns/net"}]},
             });
-            let mut spec: Spec = serde_json::from_value(config.clone()).unwrap();
-            let before = spec.clone();
-            let built =
-                DigestRecord::new(&mut spec, Path::new("/s/b"), Some(&closure), "none", staged.clone()).unwrap();
-            assert_eq!(spec, before, "the mounts are put back");
-            let read_back: Value = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+            let config = Config::new(serde_json::from_value(spec).unwrap(), MountList { before, store_binds, after });
+            let built = DigestRecord::new(&config, Path::new("/s/b"), Some(&closure), "none", staged.clone()).unwrap();
+            let read_back: Value = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
+            assert_eq!(read_back["mounts"].as_array().map(Vec::len), Some(config.mounts().len()));
             assert_eq!(built.compute(&read_back).unwrap(), built.digest);
             let document = built.canonical_document(&read_back).unwrap();
             assert_eq!(built.digest.as_str(), format!("sha256:{}", hex(&Sha256::digest(document.as_bytes()))));

@@ -38,7 +38,7 @@ fn write_into(dir: &SafeDir, contents: &BundleContents) -> Result<()> {
         }
         .map_err(failed)?;
     }
-    write_json(dir, CONFIG_FILE, &contents.spec).map_err(failed)?;
+    write_json(dir, CONFIG_FILE, &contents.config).map_err(failed)?;
     write_json(dir, RECORD_FILE, &contents.record).map_err(failed)?;
     for parent in parents.values() {
         parent.sync().map_err(failed)?;

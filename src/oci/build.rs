@@ -11,9 +11,10 @@ use std::path::PathBuf;
 
 use oci_spec::runtime::{
     Hooks, Linux, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxNamespaceType, LinuxPids, LinuxResources,
-    LinuxSeccomp, Mount, Process, Root, Spec, User,
+    LinuxSeccomp, Process, Root, Spec, User,
 };
 
+use super::config::{Config, MountList};
 use super::defaults::{self, CPU_PERIOD_US};
 use crate::request::RunRequest;
 
@@ -39,7 +40,7 @@ pub struct SpecInput<'a> {
     /// The program and its arguments.
     pub args: &'a [String],
     /// Every mount after the system ones, in mount order.
-    pub mounts: Vec<Mount>,
+    pub mounts: MountList,
     pub network: NetworkNamespace,
     pub cgroups_path: Option<String>,
     /// The effective profile (the user's and the setuid guard).
@@ -53,13 +54,13 @@ pub struct SpecInput<'a> {
 /// The annotation that carries a run's container name (outside the digest).
 pub const CONTAINER_NAME_ANNOTATION: &str = "nucleus.container-name";
 
-pub fn hardened_spec(input: SpecInput<'_>) -> Result<Spec, oci_spec::OciSpecError> {
-    let mut mounts = defaults::system_mounts();
-    mounts.extend(input.mounts);
+pub fn hardened_spec(input: SpecInput<'_>) -> Result<Config, oci_spec::OciSpecError> {
+    let mut mounts = input.mounts;
+    mounts.before.splice(0..0, defaults::system_mounts());
     let mut spec = Spec::default();
     spec.set_version(OCI_VERSION.to_string());
     spec.set_root(Some(root()));
-    spec.set_mounts(Some(mounts));
+    spec.set_mounts(None);
     spec.set_process(Some(process(input.request, input.args)?));
     spec.set_hostname(Some(input.request.hostname.clone()));
     spec.set_domainname(None);
@@ -74,7 +75,7 @@ pub fn hardened_spec(input: SpecInput<'_>) -> Result<Spec, oci_spec::OciSpecErro
     spec.set_zos(None);
     spec.set_uid_mappings(None);
     spec.set_gid_mappings(None);
-    Ok(spec)
+    Ok(Config::new(spec, mounts))
 }
 
 fn root() -> Root {
@@ -212,10 +213,10 @@ mod tests {
     use crate::request::Volume;
     use serde_json::Value;
 
-    fn spec_for(req: &RunRequest, network: NetworkNamespace) -> Spec {
+    fn spec_for(req: &RunRequest, network: NetworkNamespace) -> Config {
         let args = vec!["/bin/hello".to_string()];
-        let mounts =
-            vec![defaults::bind("/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox/bin", "/bin", false, false)];
+        let bin = defaults::bind("/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox/bin", "/bin", false, false);
+        let mounts = MountList { before: vec![bin], ..MountList::default() };
         hardened_spec(SpecInput {
             request: req,
             args: &args,

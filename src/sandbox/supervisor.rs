@@ -706,7 +706,7 @@ impl Shared {
 /// files) goes with the container's directory, and it costs a runsc start
 /// (about 20 ms) on every run.
 fn needs_runsc_delete(launch: &LaunchPlan, plan: &ContainerPlan) -> bool {
-    let hooks = launch.bundle.spec.hooks().as_ref();
+    let hooks = launch.bundle.config.spec().hooks().as_ref();
     let poststop = hooks.and_then(|h| h.poststop().as_ref()).is_some_and(|hooks| !hooks.is_empty());
     poststop || plan.cgroups_path.is_some()
 }
