@@ -92,6 +92,7 @@ impl Closure {
         for info in &mut paths {
             info.references.sort();
         }
+        share_references(&mut paths);
         Ok(Closure { root, paths })
     }
 
@@ -101,6 +102,19 @@ impl Closure {
 
     pub fn store_paths(&self) -> impl Iterator<Item = &StorePath> {
         self.paths.iter().map(|p| &p.path)
+    }
+}
+
+/// Makes each reference to a path of the (sorted) closure share that
+/// path's string rather than hold a copy.
+fn share_references(paths: &mut [PathInfo]) {
+    for i in 0..paths.len() {
+        for j in 0..paths[i].references.len() {
+            if let Ok(k) = paths.binary_search_by(|p| p.path.cmp(&paths[i].references[j])) {
+                let shared = paths[k].path.clone();
+                paths[i].references[j] = shared;
+            }
+        }
     }
 }
 

@@ -153,13 +153,18 @@ fn query(stream: UnixStream, root: &StorePath, deadline: &Deadline) -> std::io::
             if let Err(message) = conn.read_stderr()? {
                 return Ok(Err(bad(format!("{path}: {message}"))));
             }
-            let info = match conn.read_path_info(path)? {
+            let mut info = match conn.read_path_info(path)? {
                 Ok(info) => info,
                 Err(e) => return Ok(Err(e)),
             };
-            for reference in &info.references {
-                if seen.insert(reference.clone()) {
-                    pending.push(reference.clone());
+            // Each reference shares the one string of its path.
+            for reference in &mut info.references {
+                match seen.get(reference) {
+                    Some(known) => *reference = known.clone(),
+                    None => {
+                        seen.insert(reference.clone());
+                        pending.push(reference.clone());
+                    }
                 }
             }
             paths.push(info);

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 pub const STORE_DIR: &str = "/nix/store";
 
@@ -11,9 +12,11 @@ const HASH_LEN: usize = 32;
 ///
 /// Only the top level: `/nix/store/abc…-hello/bin/hello` is a path *inside*
 /// a store path, see [`StorePath::containing`].
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(into = "String")]
-pub struct StorePath(String);
+///
+/// Shared, not copied: a closure names each of its paths many times (as a
+/// path, in references, in the rootfs plan, as a bind).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StorePath(Arc<str>);
 
 impl StorePath {
     /// Parses an absolute top-level store path, refusing anything else.
@@ -24,7 +27,7 @@ impl StorePath {
             .and_then(|rest| rest.strip_prefix('/'))
             .ok_or(NotAStorePath("it is not under /nix/store"))?;
         validate_base_name(base).map_err(NotAStorePath)?;
-        Ok(StorePath(text.to_string()))
+        Ok(StorePath(text.into()))
     }
 
     /// The store path that `path` lies in, if it is lexically inside one.
@@ -36,7 +39,7 @@ impl StorePath {
             _ => return None,
         };
         validate_base_name(first).ok()?;
-        Some(StorePath(format!("{STORE_DIR}/{first}")))
+        Some(StorePath(format!("{STORE_DIR}/{first}").into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -44,7 +47,7 @@ impl StorePath {
     }
 
     pub fn as_path(&self) -> &Path {
-        Path::new(&self.0)
+        Path::new(&*self.0)
     }
 
     /// `<hash>-<name>`, the entry in `/nix/store`.
@@ -114,7 +117,13 @@ impl fmt::Display for StorePath {
 
 impl From<StorePath> for String {
     fn from(p: StorePath) -> String {
-        p.0
+        p.0.to_string()
+    }
+}
+
+impl serde::Serialize for StorePath {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
