@@ -5,7 +5,6 @@
   lib,
   rustPlatform,
   makeWrapper,
-  pkg-config,
   openssl,
   gvisor,
 }:
@@ -46,12 +45,12 @@ rustPlatform.buildRustPackage {
 
   cargoLock.lockFile = ../Cargo.lock;
 
-  # NAR hashing links libcrypto for its SHA-256, as Nix does.
-  nativeBuildInputs = [
-    makeWrapper
-    pkg-config
-  ];
-  buildInputs = [ openssl ];
+  nativeBuildInputs = [ makeWrapper ];
+
+  # Bulk hashing (NARs, image layers) loads libcrypto's SHA-256, as Nix
+  # uses it, the first time it is needed rather than at every start: the
+  # build names the library to load (see src/sha256.rs).
+  env.NUCLEUS_LIBCRYPTO = "${lib.getLib openssl}/lib/libcrypto.so";
 
   # Only the library's unit tests run in the build; they need nothing of
   # the host (tests/nix_sandbox.rs runs them in a Nix sandbox to keep it

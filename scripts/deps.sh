@@ -13,7 +13,6 @@ NUCLEUS_APT_PACKAGES=(
   golang-github-opencontainers-specs-dev   # the OCI runtime-spec JSON schema
   python3-jsonschema                       # to validate config.json against it
   bc                                       # arithmetic in benches/startup.sh
-  libssl-dev pkg-config                    # build: NAR hashing uses libcrypto's SHA-256, as Nix does
   g++                                      # build: the fuzz crate's libfuzzer-sys compiles libFuzzer (test.sh checks fuzz/)
   time                                     # /usr/bin/time: peak memory in benches/hash.sh and verify.sh
   skopeo umoci                             # tests/image.rs: inspect and unpack the images `nucleus image` writes

@@ -40,6 +40,42 @@ fn hash_matches_nix_in_every_format() {
     assert!(stderr(&missing).contains("/nonexistent/path"));
 }
 
+/// libcrypto is loaded when hashing starts, not linked: where the one the
+/// loader finds first is not an OpenSSL (no SHA256_Init), `hash` falls
+/// back to the `sha2` crate and still agrees with Nix, and `bundle` never
+/// loads it.
+#[test]
+fn hashing_without_a_usable_libcrypto_still_matches_nix() {
+    let w = World::new();
+    let fake = w.path("fake-libs");
+    std::fs::create_dir(&fake).unwrap();
+    let source = w.path("empty.c");
+    std::fs::write(&source, "int nucleus_test_not_openssl;\n").unwrap();
+    for soname in ["libcrypto.so.3", "libcrypto.so.1.1"] {
+        let out = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(fake.join(soname)).arg(&source).output().unwrap();
+        assert!(out.status.success(), "cc: {}", stderr(&out));
+    }
+    let hello = closure("hello");
+    let hash = |fake_libs: bool| {
+        let mut cmd = w.nucleus();
+        if fake_libs {
+            cmd.env("LD_LIBRARY_PATH", &fake);
+        }
+        cmd.args(["--verbose", "--verbose", "hash", hello.to_str().unwrap()]).output().unwrap()
+    };
+    let (real, fallback) = (hash(false), hash(true));
+    assert_eq!(ok(&real).trim(), nix_hash(&hello, None));
+    assert_eq!(ok(&fallback).trim(), nix_hash(&hello, None));
+    assert!(stderr(&real).contains("SHA-256 from libcrypto"), "{}", stderr(&real));
+    assert!(stderr(&fallback).contains("SHA-256 from the sha2 crate"), "{}", stderr(&fallback));
+    // A bundle hashes only its config: libcrypto stays unloaded.
+    let mut bundle = w.nucleus();
+    bundle.args(["--verbose", "--verbose", "bundle", "--out"]).arg(w.path("b")).arg(&hello).args(["--", "/bin/hello"]);
+    let out = bundle.output().unwrap();
+    ok(&out);
+    assert!(!stderr(&out).contains("SHA-256 from"), "{}", stderr(&out));
+}
+
 #[test]
 fn closure_reports_what_nix_recorded() {
     let w = World::new();

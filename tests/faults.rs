@@ -223,7 +223,9 @@ fn a_stopped_exec_caller_does_not_hold_up_the_end_of_the_run() {
     // Woken, the caller learns that its command was killed.
     signal(&exec, libc::SIGCONT);
     let status = wait_at_most(&mut exec, Duration::from_secs(20));
-    assert_eq!(status.code(), Some(128 + libc::SIGKILL));
+    let mut said = String::new();
+    exec.stderr.take().map(|mut e| std::io::Read::read_to_string(&mut e, &mut said));
+    assert_eq!(status.code(), Some(128 + libc::SIGKILL), "{said}");
     assert_all_gone(&w);
 }
 

@@ -73,7 +73,6 @@ in
     rustLibSrc = runCommand "rust-lib-src" { } "exit 1";
   };
   makeWrapper = runCommand "make-wrapper" { } "exit 1";
-  pkg-config = runCommand "pkg-config" { } "exit 1";
   openssl = runCommand "openssl" { } "exit 1";
   gvisor = runCommand "gvisor" { } "exit 1";
   mkShell = _: runCommand "shell" { } "exit 1";
