@@ -13,7 +13,7 @@
 # On a CPU with SHA-NI it runs the comparison a second time with SHA-NI
 # hidden from OpenSSL (OPENSSL_ia32cap), which both Nix and nucleus hash
 # with, to show the ratio on CPUs without it. That pass is skipped when
-# either side does not link libcrypto, since the mask would then not apply
+# either side does not load libcrypto, since the mask would then not apply
 # to both.
 set -euo pipefail
 
@@ -43,11 +43,19 @@ if grep -qw sha_ni /proc/cpuinfo; then
     sha_ni=yes
 fi
 
-# Whether the executable run by "$1" links libcrypto.
-links_libcrypto() {
-    local exe
-    exe=$(command -v "$1") || return 1
-    ldd "$(readlink -f "$exe")" 2>/dev/null | grep -q 'libcrypto\.so'
+# Whether the command "$@" loads libcrypto when it hashes a path, linked
+# or loaded at run time (nucleus loads it only when hashing starts): the
+# dynamic loader's own trace says.
+loads_libcrypto() {
+    local probe found=1
+    probe=$(mktemp)
+    # Read whole (no `grep -q`): under pipefail, a writer cut off early
+    # would fail the pipeline.
+    if [[ $(LD_DEBUG=files "$@" "$probe" 2>&1 >/dev/null) == *file=libcrypto.so* ]]; then
+        found=0
+    fi
+    rm -f "$probe"
+    return $found
 }
 
 # Wall time of one run in milliseconds, output discarded.
@@ -114,7 +122,7 @@ openssl_mbps() {
 
 summary=$(compare "SHA-NI as detected")
 masked=""
-if [[ $sha_ni == yes ]] && links_libcrypto "${ours[0]}" && links_libcrypto "${nix[0]}"; then
+if [[ $sha_ni == yes ]] && loads_libcrypto "${ours[@]}" && loads_libcrypto "${nix[@]}"; then
     masked=$(OPENSSL_ia32cap=$no_sha_mask compare "without SHA-NI (OPENSSL_ia32cap=$no_sha_mask)")
 fi
 rss=$(peak_kib "${ours[@]}" "$path")
@@ -131,7 +139,7 @@ echo "$summary"
 if [[ -n $masked ]]; then
     echo "$masked"
 elif [[ $sha_ni == yes ]]; then
-    echo "without SHA-NI: not measured (${ours[0]} or nix does not link libcrypto, so OPENSSL_ia32cap would not apply to both)"
+    echo "without SHA-NI: not measured (${ours[0]} or nix does not load libcrypto, so OPENSSL_ia32cap would not apply to both)"
 fi
 printf 'peak RSS (VmHWM): nucleus %d KiB (%.1f MB, target <= 8 MB), nix %d KiB\n' \
     "$rss" "$(awk -v k="$rss" 'BEGIN { print k * 1024 / 1e6 }')" "$nix_rss"

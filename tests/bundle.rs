@@ -52,7 +52,8 @@ fn hashing_without_a_usable_libcrypto_still_matches_nix() {
     let source = w.path("empty.c");
     std::fs::write(&source, "int nucleus_test_not_openssl;\n").unwrap();
     for soname in ["libcrypto.so.3", "libcrypto.so.1.1"] {
-        let out = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(fake.join(soname)).arg(&source).output().unwrap();
+        let out =
+            Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(fake.join(soname)).arg(&source).output().unwrap();
         assert!(out.status.success(), "cc: {}", stderr(&out));
     }
     let hello = closure("hello");
