@@ -8,7 +8,7 @@
 //! host        ─► HostSources           (host paths opened once, checked on the descriptor)
 //! nix         ─► StorePath ─► Closure  (installable, closure, narHash)
 //! rootfs      ─► RootfsPlan            (what /bin, /etc and /nix/store show)
-//! plan        ─► LaunchPlan            (oci: the Spec; bundle: contents and digest; every decision)
+//! plan        ─► LaunchPlan            (oci: the runtime config; bundle: contents and digest; every decision)
 //! image, kube ─► OCI image, manifest   (the closure as layers; the sandbox in Kubernetes' terms)
 //! sandbox     ─► exit status           (state: the container's record; runsc; the supervisor)
 //! ```

@@ -17,7 +17,7 @@ use crate::nix::store_path::STORE_DIR;
 use crate::nix::Closure;
 use crate::oci::build::{hardened_spec, NetworkNamespace, SpecInput};
 use crate::oci::defaults::{self, bind};
-use crate::oci::{Config, MountList};
+use crate::oci::{MountList, RuntimeConfig};
 use crate::policy::seccomp::{check_fits, effective_profile};
 use crate::policy::CONTEXT_DIR;
 use crate::request::{Network, PortMapping, RunRequest, TerminalMode};
@@ -411,7 +411,7 @@ fn staged_secrets(req: &RunRequest, layout: &BundleLayout) -> Vec<StagedSecret> 
 /// symlink store paths of a per-path bundle, and the run's staging
 /// mountpoints.
 fn bundle_entries(
-    config: &Config,
+    config: &RuntimeConfig,
     rootfs: &RootfsPlan,
     store: &StorePlan,
     sources: &HostSources,

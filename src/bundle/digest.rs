@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::oci::{Config, MountList};
+use crate::oci::{MountList, RuntimeConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -155,7 +155,7 @@ impl DigestRecord {
     /// The record for `config` written at `bundle_dir`. Its mounts are
     /// hashed one at a time, never all held as JSON.
     pub fn new(
-        config: &Config,
+        config: &RuntimeConfig,
         bundle_dir: &Path,
         closure: Option<&Closure>,
         network: &str,
@@ -579,7 +579,8 @@ mod tests {
                 "annotations": {"nucleus.container-name": "x"},
                 "linux": {"cgroupsPath": "/nucleus-x", "namespaces": [{"type": "network", "path": "/proc/self/ns/net"}]},
             });
-            let config = Config::new(serde_json::from_value(spec).unwrap(), MountList { before, store_binds, after });
+            let config =
+                RuntimeConfig::new(serde_json::from_value(spec).unwrap(), MountList { before, store_binds, after });
             let built = DigestRecord::new(&config, Path::new("/s/b"), Some(&closure), "none", staged.clone()).unwrap();
             let read_back: Value = serde_json::from_str(&serde_json::to_string(&config).unwrap()).unwrap();
             assert_eq!(read_back["mounts"].as_array().map(Vec::len), Some(config.mounts().len()));

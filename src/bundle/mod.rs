@@ -45,7 +45,7 @@ pub enum EntryKind {
 pub struct BundleContents {
     pub layout: BundleLayout,
     /// config.json, exactly as written.
-    pub config: crate::oci::Config,
+    pub config: crate::oci::RuntimeConfig,
     pub record: DigestRecord,
     /// Mountpoints and symlinks inside `rootfs/`, and the run's staging
     /// mountpoints, parents before children.

@@ -115,12 +115,6 @@ impl fmt::Display for StorePath {
     }
 }
 
-impl From<StorePath> for String {
-    fn from(p: StorePath) -> String {
-        p.0.to_string()
-    }
-}
-
 impl serde::Serialize for StorePath {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)

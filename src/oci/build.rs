@@ -14,7 +14,7 @@ use oci_spec::runtime::{
     LinuxSeccomp, Process, Root, Spec, User,
 };
 
-use super::config::{Config, MountList};
+use super::config::{MountList, RuntimeConfig};
 use super::defaults::{self, CPU_PERIOD_US};
 use crate::request::RunRequest;
 
@@ -54,7 +54,7 @@ pub struct SpecInput<'a> {
 /// The annotation that carries a run's container name (outside the digest).
 pub const CONTAINER_NAME_ANNOTATION: &str = "nucleus.container-name";
 
-pub fn hardened_spec(input: SpecInput<'_>) -> Result<Config, oci_spec::OciSpecError> {
+pub fn hardened_spec(input: SpecInput<'_>) -> Result<RuntimeConfig, oci_spec::OciSpecError> {
     let mut mounts = input.mounts;
     mounts.before.splice(0..0, defaults::system_mounts());
     let mut spec = Spec::default();
@@ -75,7 +75,7 @@ pub fn hardened_spec(input: SpecInput<'_>) -> Result<Config, oci_spec::OciSpecEr
     spec.set_zos(None);
     spec.set_uid_mappings(None);
     spec.set_gid_mappings(None);
-    Ok(Config::new(spec, mounts))
+    Ok(RuntimeConfig::new(spec, mounts))
 }
 
 fn root() -> Root {
@@ -213,7 +213,7 @@ mod tests {
     use crate::request::Volume;
     use serde_json::Value;
 
-    fn spec_for(req: &RunRequest, network: NetworkNamespace) -> Config {
+    fn spec_for(req: &RunRequest, network: NetworkNamespace) -> RuntimeConfig {
         let args = vec!["/bin/hello".to_string()];
         let bin = defaults::bind("/nix/store/g04kv8hlcgkldv0zdyi9y4zpy6hkq0p7-busybox/bin", "/bin", false, false);
         let mounts = MountList { before: vec![bin], ..MountList::default() };

@@ -64,18 +64,18 @@ impl Serialize for MountList {
 /// config.json: every member of `spec` but its mounts, which `mounts`
 /// holds (the spec's own `mounts` is never set).
 #[derive(Clone, Debug)]
-pub struct Config {
+pub struct RuntimeConfig {
     spec: Spec,
     mounts: MountList,
 }
 
-impl Config {
+impl RuntimeConfig {
     /// `spec`'s own mounts, if any, come first in the list.
     pub fn new(mut spec: Spec, mut mounts: MountList) -> Self {
         if let Some(own) = spec.mounts_mut().take() {
             mounts.before.splice(0..0, own);
         }
-        Config { spec, mounts }
+        RuntimeConfig { spec, mounts }
     }
 
     /// The spec without its mounts.
@@ -88,7 +88,7 @@ impl Config {
     }
 }
 
-impl Serialize for Config {
+impl Serialize for RuntimeConfig {
     /// The spec's members with `mounts` among them, streamed: the store
     /// binds are never all held, not even as JSON.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -123,7 +123,7 @@ mod tests {
         let mut spec = Spec::default();
         spec.set_hostname(Some("h".into()));
         spec.set_mounts(None);
-        let config = Config::new(spec.clone(), list.clone());
+        let config = RuntimeConfig::new(spec.clone(), list.clone());
         let mut whole = spec;
         whole.set_mounts(Some(vec![proc_mount, store_bind(&path("a")), store_bind(&path("b")), user]));
         assert_eq!(serde_json::to_value(&config).unwrap(), serde_json::to_value(&whole).unwrap());
@@ -139,7 +139,7 @@ mod tests {
         let own = defaults::mount("proc", "proc", "/proc", &[]);
         let mut spec = Spec::default();
         spec.set_mounts(Some(vec![own.clone()]));
-        let config = Config::new(spec, MountList { store_binds: vec![path("a")], ..MountList::default() });
+        let config = RuntimeConfig::new(spec, MountList { store_binds: vec![path("a")], ..MountList::default() });
         assert!(config.spec().mounts().is_none());
         let all: Vec<Mount> = config.mounts().iter().map(Cow::into_owned).collect();
         assert_eq!(all, [own, store_bind(&path("a"))]);
