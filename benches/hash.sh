@@ -129,6 +129,8 @@ rss=$(peak_kib "${ours[@]}" "$path")
 nix_rss=$(peak_kib "${nix[@]}" "$path")
 
 echo "cpu:     ${cpu:-unknown} ($(nproc) cores), SHA-NI: $sha_ni"
+# The flags that decide which SHA-256 code libcrypto picks.
+echo "flags:   $(grep -m1 -ow -E 'sha_ni|avx512f|avx2|bmi2|avx|ssse3' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 if [[ -n $masked ]] && command -v openssl >/dev/null; then
     echo "openssl: sha256 $(openssl_mbps) MB/s as detected," \
         "$(OPENSSL_ia32cap=$no_sha_mask openssl_mbps) MB/s with OPENSSL_ia32cap=$no_sha_mask"
