@@ -254,6 +254,11 @@ fn descendants(processes: &[(i32, i32)], root: i32) -> Vec<i32> {
     tree
 }
 
+/// How long a failed `runsc exec` waits to learn whether its container is
+/// ending (then its command was killed with it) before it reports runsc's
+/// complaint.
+const CONTAINER_END_GRACE: Duration = Duration::from_secs(2);
+
 /// Waits for `runsc exec`; tells the caller when the command runs and how
 /// it ended.
 fn finish(
@@ -295,6 +300,9 @@ fn finish(
     let new_errors: Vec<String> = logged_errors(&log).into_iter().skip(errors_before).collect();
     match status.code() {
         Some(code) if started && (code != 128 || new_errors.is_empty()) => Reply::Exited { status: code },
+        // The command ran, and `runsc exec` lost it because the container
+        // ended: it was killed with the container, as the workload is.
+        _ if started && shared.ends_within(CONTAINER_END_GRACE) => Reply::Exited { status: 128 + libc::SIGKILL },
         _ => Reply::Error {
             message: new_errors.last().cloned().unwrap_or_else(|| format!("runsc exec failed ({status})")),
         },

@@ -573,6 +573,18 @@ impl Shared {
         matches!(*self.phase(), Phase::Running)
     }
 
+    /// Whether the workload has ended, waiting up to `limit` for it: a
+    /// `runsc exec` whose sandbox goes down under it can fail before this
+    /// supervisor has seen the sandbox end.
+    pub fn ends_within(&self, limit: Duration) -> bool {
+        let phase = self.phase();
+        let (phase, _) = self
+            .phase_changed
+            .wait_timeout_while(phase, limit, |p| !matches!(p, Phase::Stopping))
+            .unwrap_or_else(|p| p.into_inner());
+        matches!(*phase, Phase::Stopping)
+    }
+
     fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
         self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
