@@ -224,7 +224,12 @@
             pkgs.gvisor
             pkgs.nix
           ];
-          env.RUST_SRC_PATH = "${pkgs.rustPlatform.rustLibSrc}";
+          env = {
+            RUST_SRC_PATH = "${pkgs.rustPlatform.rustLibSrc}";
+            # The libcrypto a build here loads for bulk hashing (see
+            # src/sha256.rs): NixOS has no loader cache to find one by name.
+            NUCLEUS_LIBCRYPTO = "${pkgs.lib.getLib pkgs.openssl}/lib/libcrypto.so";
+          };
         };
       });
 

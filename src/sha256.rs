@@ -13,20 +13,27 @@
 //!
 //! Why loaded, not linked: linking it makes every nucleus process map and
 //! relocate the whole library at start-up (1.4 MB of its peak memory, and
-//! time), while only `hash`, `verify --deep`, `image` and hook checks hash
-//! more than a few kilobytes. Small digests (the bundle digest, cache
-//! keys) use the `sha2` crate directly.
+//! time), while only `hash`, `verify --deep` and `image` hash more than a
+//! few kilobytes. Small digests (the bundle digest, cache keys) use the
+//! `sha2` crate directly.
 //!
 //! Where: the path the build names in `NUCLEUS_LIBCRYPTO` (the Nix package
-//! sets it to its OpenSSL), then the sonames of OpenSSL 3 and 1.1 as the
-//! dynamic loader finds them.
+//! and the flake's development shell set it to their OpenSSL), then the
+//! sonames of OpenSSL 3 and 1.1 as the dynamic loader finds them; only
+//! functions carrying OpenSSL's symbol versions are taken.
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_void, CStr, CString};
 use std::sync::OnceLock;
 
 /// Where libcrypto is looked for, in order.
 const CANDIDATES: [Option<&str>; 3] =
     [option_env!("NUCLEUS_LIBCRYPTO"), Some("libcrypto.so.3"), Some("libcrypto.so.1.1")];
+
+/// The symbol versions OpenSSL gives these calls. Asking for them, not
+/// for bare names, takes only OpenSSL's own functions: a library that has
+/// the soname and the names but another ABI is passed over, as the
+/// dynamic loader would refuse it to a program linked against OpenSSL.
+const VERSIONS: [&CStr; 2] = [c"OPENSSL_3.0.0", c"OPENSSL_1_1_0"];
 
 /// OpenSSL's `SHA256_CTX` is 112 bytes of 32-bit words in every version
 /// that exports these calls; the context is opaque here, with room to
@@ -39,12 +46,12 @@ type InitFn = unsafe extern "C" fn(*mut Context) -> c_int;
 type UpdateFn = unsafe extern "C" fn(*mut Context, *const c_void, usize) -> c_int;
 type FinalFn = unsafe extern "C" fn(*mut u8, *mut Context) -> c_int;
 
-/// The three calls, and the library that keeps them valid.
+/// The three calls of a library that stays loaded for the life of the
+/// process.
 struct Libcrypto {
     init: InitFn,
     update: UpdateFn,
     finish: FinalFn,
-    _library: libloading::Library,
 }
 
 static LIBCRYPTO: OnceLock<Option<Libcrypto>> = OnceLock::new();
@@ -59,7 +66,7 @@ fn libcrypto() -> Option<&'static Libcrypto> {
                         tracing::debug!("SHA-256 from {name}");
                         return Some(found);
                     }
-                    Err(e) => failures.push(format!("{name}: {e}")),
+                    Err(e) => failures.push(e),
                 }
             }
             tracing::debug!("SHA-256 from the sha2 crate, as no libcrypto loaded ({})", failures.join("; "));
@@ -68,18 +75,48 @@ fn libcrypto() -> Option<&'static Libcrypto> {
         .as_ref()
 }
 
-fn load(name: &str) -> Result<Libcrypto, libloading::Error> {
-    // SAFETY: loading libcrypto runs only its own initialisers (CPU
-    // detection), and the three symbols have these signatures in every
-    // OpenSSL that exports them (1.0 to 3.x). The function pointers are
-    // kept beside the library, which is never unloaded.
-    unsafe {
-        let library = libloading::Library::new(name)?;
-        let init = *library.get::<InitFn>(b"SHA256_Init\0")?;
-        let update = *library.get::<UpdateFn>(b"SHA256_Update\0")?;
-        let finish = *library.get::<FinalFn>(b"SHA256_Final\0")?;
-        Ok(Libcrypto { init, update, finish, _library: library })
+fn load(name: &str) -> Result<Libcrypto, String> {
+    let c_name = CString::new(name).map_err(|_| format!("{name}: a NUL in the name"))?;
+    // SAFETY: dlopen runs only libcrypto's own initialisers (CPU
+    // detection); the handle is kept open for the life of the process.
+    let handle = unsafe { libc::dlopen(c_name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    if handle.is_null() {
+        return Err(format!("{name}: {}", dl_error()));
     }
+    for version in VERSIONS {
+        // SAFETY: `handle` is open; the names and version are C strings.
+        let symbol = |symbol: &CStr| unsafe {
+            let found = libc::dlvsym(handle, symbol.as_ptr(), version.as_ptr());
+            (!found.is_null()).then_some(found)
+        };
+        if let (Some(init), Some(update), Some(finish)) =
+            (symbol(c"SHA256_Init"), symbol(c"SHA256_Update"), symbol(c"SHA256_Final"))
+        {
+            // SAFETY: these are OpenSSL's own (by their symbol version),
+            // with these signatures in 1.1 and 3.x alike.
+            return Ok(unsafe {
+                Libcrypto {
+                    init: std::mem::transmute::<*mut c_void, InitFn>(init),
+                    update: std::mem::transmute::<*mut c_void, UpdateFn>(update),
+                    finish: std::mem::transmute::<*mut c_void, FinalFn>(finish),
+                }
+            });
+        }
+    }
+    // SAFETY: nothing of the library is used any more.
+    unsafe { libc::dlclose(handle) };
+    Err(format!("{name}: no SHA256_Init of OpenSSL 3 or 1.1"))
+}
+
+/// The dynamic loader's last error.
+fn dl_error() -> String {
+    // SAFETY: dlerror returns NULL or a C string valid until the next call.
+    let message = unsafe { libc::dlerror() };
+    if message.is_null() {
+        return "cannot be loaded".into();
+    }
+    // SAFETY: non-NULL, so a C string.
+    unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned()
 }
 
 /// A SHA-256 in progress over data fed to it in pieces.
