@@ -34,7 +34,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::oci::{MountList, RuntimeConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -43,7 +42,7 @@ use super::canonical::{write_object, write_string, write_value, Member, Sink};
 use super::layout::{BundleLayout, STORE_VIEW_DIR};
 use crate::nix::store_path::STORE_DIR;
 use crate::nix::Closure;
-use crate::oci::defaults;
+use crate::oci::{defaults, MountList, RuntimeConfig};
 use crate::policy::hex;
 
 /// The version of the canonical document; it changes whenever the bytes

@@ -24,13 +24,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::sha256::BulkSha256;
-
 use super::nar_stream::{NarBuilder, Node};
 use super::tar::TarWriter;
 use crate::nix::hash::NarHash;
 use crate::nix::nar::{list, open_listed_file};
 use crate::nix::PathInfo;
+use crate::sha256::BulkSha256;
 use crate::{Error, Result};
 
 const READ_CHUNK: usize = 256 * 1024;

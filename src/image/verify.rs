@@ -14,7 +14,6 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
-use crate::sha256::BulkSha256;
 use serde_json::Value;
 
 use super::nar_stream::{NarBuilder, Node};
@@ -23,6 +22,7 @@ use super::tar::{TarEntryKind, TarReader};
 use crate::bundle::SafeDir;
 use crate::nix::hash::NarHash;
 use crate::nix::store_path::STORE_DIR;
+use crate::sha256::BulkSha256;
 use crate::{Error, Result};
 
 /// JSON documents larger than this are not nucleus's.
