@@ -182,6 +182,8 @@ mod tests {
         assert_eq!(c.paths[0].path.as_str(), BB, "sorted by path");
         assert_eq!(c.paths[1].references, vec![StorePath::parse(BB).unwrap()]);
         assert!(c.contains(&StorePath::parse(BB).unwrap()));
+        // The reference holds the path's own string, not a copy.
+        assert!(c.paths[1].references[0].shares_text_with(&c.paths[0].path));
     }
 
     #[test]

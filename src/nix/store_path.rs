@@ -42,6 +42,12 @@ impl StorePath {
         Some(StorePath(format!("{STORE_DIR}/{first}").into()))
     }
 
+    /// Whether the two are one shared string, not equal copies.
+    #[cfg(test)]
+    pub fn shares_text_with(&self, other: &StorePath) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
