@@ -236,6 +236,25 @@ fn hook_phases_run_once_each_in_order_with_state_on_stdin() {
     w.assert_clean();
 }
 
+/// Hooks start with no signal blocked. nucleus blocks the signals it
+/// forwards to the workload (TERM, INT, HUP, QUIT, USR1, USR2, WINCH), and
+/// a blocked signal stays blocked across `exec`: runsc, and every hook it
+/// runs, would start with them blocked (a hook waiting for SIGUSR1 would
+/// wait forever).
+#[test]
+fn hooks_start_with_no_signal_blocked() {
+    let w = World::new();
+    let log = w.tmp.path().join("hooks.log");
+    let phases = [("createRuntime", "signals"), ("prestart", "signals"), ("poststop", "signals")];
+    let hooks = hooks_file(&w, &phases, &log);
+    let out = w.run(&["run", "--hooks", hooks.to_str().unwrap(), &hello(), "--", "/bin/true"]);
+    assert_status(&out, 0);
+    let lines = log_lines(&log);
+    let masks: Vec<&str> = lines.iter().filter_map(|l| l.trim().strip_prefix("SigBlk:")).map(str::trim).collect();
+    assert_eq!(masks, ["0000000000000000"; 3], "{lines:#?}");
+    w.assert_clean();
+}
+
 #[test]
 fn a_failing_create_runtime_hook_aborts_and_poststop_still_runs() {
     let w = World::new();

@@ -85,14 +85,18 @@ impl RunscFlags {
 
     /// A control call: `runsc <control flags> ARGS…`.
     pub fn control(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = self.command(&[]);
         cmd.args(&self.control).args(args);
         cmd
     }
 
+    /// `runsc ARGS…`, started with no signal blocked: nucleus blocks the
+    /// signals it forwards, and runsc would pass them on blocked to the
+    /// hooks it runs (and keep them blocked in its own processes).
     pub fn command(&self, args: &[String]) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.args(args);
+        crate::interrupt::unblocked_in_child(&mut cmd);
         cmd
     }
 }
