@@ -43,12 +43,18 @@ impl Terminal {
     /// `nucleus ARGS…` in a session of its own with this terminal as its
     /// controlling terminal and stdio.
     fn spawn(&self, w: &World, args: &[&str]) -> Child {
+        self.spawn_with(w, &[], args)
+    }
+
+    /// [`Terminal::spawn`] with `env` set too (PATH among them).
+    fn spawn_with(&self, w: &World, env: &[(&str, &str)], args: &[&str]) -> Child {
         let mut cmd = Command::new("setsid");
         cmd.arg("-c").arg(NUCLEUS).args(args);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NIX_CONFIG", NIX_CONFIG)
             .env("NUCLEUS_STATE_ROOT", w.state_root())
+            .envs(env.iter().copied())
             .current_dir(w.tmp.path());
         let stdio = || Stdio::from(self.slave.try_clone().unwrap());
         cmd.stdin(stdio()).stdout(stdio()).stderr(stdio()).spawn().unwrap()
@@ -92,6 +98,42 @@ fn wait_status(child: &mut Child) -> i32 {
         assert!(Instant::now() < deadline, "nucleus did not end");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A program Nix runs that asks on the terminal (ssh for a password, git
+/// for credentials; here a stand-in `nix` that reads /dev/tty) fails at
+/// once, in words, rather than waiting stopped on a terminal it cannot
+/// read: Nix runs without one.
+#[test]
+fn a_nix_that_asks_on_the_terminal_fails_at_once_rather_than_waiting() {
+    let w = World::new();
+    let bin = w.path("asking-nix");
+    std::fs::create_dir(&bin).unwrap();
+    let pid_file = w.path("asking-nix.pid");
+    let body = format!(
+        "echo $$ > {}\nprintf 'Password: ' >/dev/tty && read -r answer </dev/tty\necho 'error: no password given' >&2\nexit 1",
+        pid_file.display()
+    );
+    script(&bin, "nix", &body);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let terminal = Terminal::new(24, 80);
+    // NIX_REMOTE names a store other than the daemon's: the closure is asked
+    // of the nix command.
+    let env = [("PATH", path.as_str()), ("NIX_REMOTE", "local")];
+    let start = Instant::now();
+    let mut nucleus = terminal.spawn_with(&w, &env, &["closure", &hello()]);
+    let status =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wait_at_most(&mut nucleus, Duration::from_secs(20))));
+    // A stand-in left waiting (stopped) is ended here, not left behind.
+    if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
+    let status = status.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    assert_eq!(status.code(), Some(125));
+    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    terminal.expect("no password given");
+    let shown = String::from_utf8_lossy(&terminal.output.lock().unwrap()).into_owned();
+    assert!(!shown.contains("Password:"), "{shown}");
 }
 
 #[test]

@@ -96,20 +96,32 @@ pub fn stdout_of_probe(cmd: Command, deadline: &Deadline) -> Result<String> {
     run(cmd, deadline, NixStderr::Drop)
 }
 
+/// Starts `cmd` in a session of its own, without a controlling terminal.
+/// A program Nix runs that would ask on the terminal (ssh for a password,
+/// git for credentials) then fails at once with its own message, where in
+/// a background process group of nucleus's terminal it would be stopped,
+/// waiting for input it can never read. A terminal's Ctrl-C does not reach
+/// it either (nucleus ends it itself), and the session's process group is
+/// what a stop or the deadline ends.
+fn in_own_session(cmd: &mut Command) {
+    // SAFETY: runs in the child between fork and exec; setsid is
+    // async-signal-safe and nothing is allocated.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
+    }
+}
+
 fn run(mut cmd: Command, deadline: &Deadline, stderr: NixStderr) -> Result<String> {
     let shown = describe(&cmd);
     tracing::debug!(command = %shown, "running nix");
     let stderr_pipe = if stderr == NixStderr::Relay { Stdio::piped() } else { Stdio::null() };
     crate::interrupt::unblocked_in_child(&mut cmd);
-    let mut child =
-        cmd.stdin(Stdio::null()).stderr(stderr_pipe).stdout(Stdio::piped()).process_group(0).spawn().map_err(|e| {
-            let reason = if e.kind() == std::io::ErrorKind::NotFound {
-                "is Nix installed and on PATH?"
-            } else {
-                "cannot start it"
-            };
-            Error::NixCommand { command: shown.clone(), reason: reason.into(), source: Some(e) }
-        })?;
+    in_own_session(&mut cmd);
+    let mut child = cmd.stdin(Stdio::null()).stderr(stderr_pipe).stdout(Stdio::piped()).spawn().map_err(|e| {
+        let reason =
+            if e.kind() == std::io::ErrorKind::NotFound { "is Nix installed and on PATH?" } else { "cannot start it" };
+        Error::NixCommand { command: shown.clone(), reason: reason.into(), source: Some(e) }
+    })?;
     let mut stdout = child.stdout.take();
     let reader = std::thread::spawn(move || {
         let mut text = Vec::new();
