@@ -403,8 +403,15 @@ fn exec(args: &ExecArgs, state: &StateRoot) -> Result<i32> {
     }
     let user = args.user.as_deref().map(policy::parse_user).transpose()?.map(|u| (u.uid, u.gid));
     let cwd = args.workdir.as_deref().map(policy::parse_workdir).transpose()?;
-    let request =
-        ExecRequest { args: args.command.clone(), env, cwd, user, tty: args.tty, interactive: args.interactive };
+    let request = ExecRequest {
+        args: args.command.clone(),
+        env,
+        cwd,
+        user,
+        tty: args.tty,
+        interactive: args.interactive,
+        caller_terminal: false,
+    };
     lifecycle::exec(&container, lifecycle::ExecOptions { request })
 }
 

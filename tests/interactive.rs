@@ -300,6 +300,32 @@ fn exec_with_a_terminal() {
     w.assert_clean();
 }
 
+/// `exec -it` killed outright (SIGKILL) restores nothing itself: the
+/// container's supervisor, which holds the caller's terminal for that, puts
+/// its mode back and ends the command; the container runs on.
+#[test]
+fn a_killed_exec_gives_the_terminal_its_mode_back() {
+    let w = World::new();
+    let child = service(&w, "tty-kill", &[]);
+    let mut terminal = Terminal::new(24, 60);
+    let before = terminal.settings();
+    let mut exec = terminal.spawn(&w, &["exec", "-it", "tty-kill", "--", "/bin/sh"]);
+    terminal.expect("# ");
+    terminal.type_text("echo typed-in-raw\n");
+    terminal.expect("typed-in-raw");
+    assert!(!same_settings(&terminal.settings(), &before), "the terminal is not raw");
+    signal(&exec, libc::SIGKILL);
+    exec.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !same_settings(&terminal.settings(), &before) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(same_settings(&terminal.settings(), &before), "the terminal's mode was not restored");
+    assert!(ok(&w.run(&["exec", "tty-kill", "--", "/bin/echo", "still-running"])).contains("still-running"));
+    stop(&w, "tty-kill", child);
+    w.assert_clean();
+}
+
 #[test]
 fn ps_and_state_tell_the_whole_story() {
     let w = World::new();

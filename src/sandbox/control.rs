@@ -42,6 +42,12 @@ pub struct ExecRequest {
     pub user: Option<(u32, u32)>,
     pub tty: bool,
     pub interactive: bool,
+    /// With `tty`: the caller's own terminal follows the command's three
+    /// stdio descriptors. The supervisor reads its mode on arrival (the
+    /// caller makes it raw only once the command has started) and puts it
+    /// back if the caller goes away while the command runs.
+    #[serde(default)]
+    pub caller_terminal: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,6 +21,9 @@
 //! command's stdio. This runsc sets a terminal up from `--console-socket`
 //! only for a detached exec; attached, the flag only tells it that the
 //! stdio it is handed is a terminal, so it is given a placeholder path.
+//! The caller sends its own terminal as well: if the caller is killed while
+//! the command runs, its terminal gets back the mode it had (as `run`'s
+//! supervisor does for `run`).
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
@@ -31,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use nix::sys::termios::{tcgetattr, tcsetattr, SetArg, Termios};
 
 use super::control::{Connection, ExecRequest, Reply, Request};
 use super::runsc::{logged_errors, CONTROL_LOG_FILE};
@@ -86,13 +90,43 @@ fn exec(connection: Connection, shared: &Arc<Shared>, request: ExecRequest, fds:
         let _ = connection.send(&Reply::Error { message: "the container is stopping".into() }, &[]);
         return;
     };
-    let reply = run_command(&connection, shared, &request, fds);
+    let (fds, caller_terminal) = split_caller_terminal(&request, fds);
+    let reply = run_command(&connection, shared, &request, fds, caller_terminal);
     let _ = connection.send(&reply, &[]);
     drop(pass);
 }
 
+/// The caller's own terminal and the mode it has now (before the caller
+/// makes it raw), when the request says one follows the stdio descriptors.
+struct CallerTerminal {
+    terminal: OwnedFd,
+    mode: Termios,
+}
+
+impl CallerTerminal {
+    /// The caller is gone: its terminal gets its mode back, at once (no
+    /// output is waited for, as no one reads it any more).
+    fn restore(&self) {
+        let _ = tcsetattr(&self.terminal, SetArg::TCSANOW, &self.mode);
+    }
+}
+
+fn split_caller_terminal(request: &ExecRequest, mut fds: Vec<OwnedFd>) -> (Vec<OwnedFd>, Option<CallerTerminal>) {
+    if !(request.tty && request.caller_terminal && fds.len() == 4) {
+        return (fds, None);
+    }
+    let caller = fds.pop().and_then(|terminal| tcgetattr(&terminal).ok().map(|mode| CallerTerminal { terminal, mode }));
+    (fds, caller)
+}
+
 /// Starts `runsc exec` and waits for it; the reply for the caller.
-fn run_command(connection: &Connection, shared: &Arc<Shared>, request: &ExecRequest, fds: Vec<OwnedFd>) -> Reply {
+fn run_command(
+    connection: &Connection,
+    shared: &Arc<Shared>,
+    request: &ExecRequest,
+    fds: Vec<OwnedFd>,
+    caller_terminal: Option<CallerTerminal>,
+) -> Reply {
     let n = EXEC_COUNTER.fetch_add(1, Ordering::SeqCst);
     let pid_file = shared.plan.dir.join(format!("exec-{n}.pid"));
     let mut child = match start(shared, request, fds, &pid_file) {
@@ -100,7 +134,7 @@ fn run_command(connection: &Connection, shared: &Arc<Shared>, request: &ExecRequ
         Err(message) => return Reply::Error { message },
     };
     let state = Arc::new(Mutex::new(ExecState::Starting { pending: Vec::new(), caller_gone: false }));
-    watch_client(connection, shared, Arc::clone(&state));
+    watch_client(connection, shared, Arc::clone(&state), caller_terminal);
     let reply = finish(&mut child, &pid_file, &state, connection, shared);
     *state.lock().unwrap_or_else(|p| p.into_inner()) = ExecState::Ended;
     let _ = std::fs::remove_file(&pid_file);
@@ -162,7 +196,12 @@ fn signal_command(shared: &Shared, pid: i32, signal: Signal) {
 
 /// Forwards the caller's signals to the command; if the caller goes away
 /// while the command runs, the command and its descendants are ended.
-fn watch_client(connection: &Connection, shared: &Arc<Shared>, state: Arc<Mutex<ExecState>>) {
+fn watch_client(
+    connection: &Connection,
+    shared: &Arc<Shared>,
+    state: Arc<Mutex<ExecState>>,
+    caller_terminal: Option<CallerTerminal>,
+) {
     let Ok(stream) = connection.stream().try_clone() else { return };
     let shared = Arc::clone(shared);
     std::thread::spawn(move || {
@@ -174,6 +213,11 @@ fn watch_client(connection: &Connection, shared: &Arc<Shared>, state: Arc<Mutex<
                 _ => None,
             };
             let mut now = state.lock().unwrap_or_else(|p| p.into_inner());
+            if signal.is_none() && !matches!(*now, ExecState::Ended) {
+                if let Some(caller) = &caller_terminal {
+                    caller.restore();
+                }
+            }
             match (&mut *now, signal) {
                 (ExecState::Starting { pending, .. }, Some(signal)) => pending.push(signal),
                 (ExecState::Starting { caller_gone, .. }, None) => *caller_gone = true,

@@ -229,7 +229,7 @@ pub struct ExecOptions {
 /// Runs a command in a running container and returns its exit status
 /// (128+N for signal N).
 pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
-    let request = options.request;
+    let mut request = options.request;
     let signals = super::block_signals()?;
     if request.tty && !tty::stdin_is_terminal() {
         return Err(Error::invalid("--tty", "stdin is not a terminal; run nucleus from one, or drop -t"));
@@ -244,7 +244,11 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
     let (fds, relays, master) = if request.tty {
         let (master, replica) = tty::open_pair()?;
         let copy = || replica.try_clone().map_err(|e| Error::setup("duplicate the terminal", e));
-        (vec![copy()?, copy()?, replica], None, Some(master))
+        // This process's own terminal too: the supervisor gives it its mode
+        // back if this process is killed while the command runs.
+        let own = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| Error::setup("duplicate stdin", e))?;
+        request.caller_terminal = true;
+        (vec![copy()?, copy()?, replica, own], None, Some(master))
     } else {
         // As `run` does: SIGPIPE for a command whose reader went away.
         let socket = connection.stream().try_clone().map_err(|e| Error::setup("duplicate a socket", e))?;
@@ -267,7 +271,9 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
     let window = master.as_ref().and_then(|m| m.try_clone().ok());
     let forward = connection.stream().try_clone().map_err(|e| Error::setup("duplicate a socket", e))?;
     std::thread::spawn(move || forward_signals(signals, forward, window));
-    let raw_mode = if master.is_some() { Some(tty::RawMode::enter()?) } else { None };
+    // Raw only once the command has started: by then the supervisor has
+    // read the mode to restore.
+    let mut raw_mode = None;
     let terminal = master.map(|master| tty::relay(master, request.interactive)).transpose()?;
     loop {
         let reply = match connection.receive::<Reply>() {
@@ -275,7 +281,12 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
             _ => return Err(Error::container(container.name(), "stopped while the command ran")),
         };
         match reply {
-            Reply::Started { .. } => gate.started(),
+            Reply::Started { .. } => {
+                gate.started();
+                if terminal.is_some() && raw_mode.is_none() {
+                    raw_mode = Some(tty::RawMode::enter()?);
+                }
+            }
             Reply::Ok | Reply::Terminal => {}
             Reply::Exited { status } => {
                 ended.set();
