@@ -123,8 +123,8 @@ pub fn attach(view: &Path, entries: &[StoreEntry], fill: &dyn Fn(&Path) -> Resul
     }
     let key = digest(entries, true);
     let attached = home.visit(|| {
-        let held = find_or_make(&dir, &key, view, entries, fill, original, &home)?;
-        clone_onto(&held, view, &home)
+        let tree = find_or_make(&dir, &key, view, entries, fill, original, &home)?;
+        mount_tree(&tree, view, &home)
     })?;
     match attached {
         Ok(()) => {
@@ -184,21 +184,36 @@ fn open_view(file: &Path) -> Option<OwnedFd> {
     is_namespace.then_some(fd)
 }
 
-/// Whether the kept view `held` lists exactly the names of `entries` at
-/// its root: a namespace file swapped under the views directory (another
-/// closure's view, a namespace of the host's) is not believed. Entered
-/// from, and left for, `original`.
-fn shows_exactly(held: &OwnedFd, entries: &[StoreEntry], original: &OwnedFd) -> Result<bool> {
+/// A copy of the kept view `held` (its whole tree, detached), taken while
+/// in its namespace, if its root lists exactly the names of `entries`: a
+/// namespace file swapped under the views directory (another closure's
+/// view, a namespace of the host's) is not believed. Entered from, and
+/// left for, `original`.
+fn copy_if_exact(held: &OwnedFd, entries: &[StoreEntry], original: &OwnedFd) -> Result<Option<OwnedFd>> {
     enter(held, "a kept store view")?;
     let listed: Option<Vec<String>> = std::fs::read_dir("/").ok().map(|listing| {
         let mut names: Vec<String> = listing.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort_unstable();
         names
     });
-    enter(original, "the original mount namespace")?;
     let mut expected: Vec<&str> = entries.iter().map(|e| e.path.base_name()).collect();
     expected.sort_unstable();
-    Ok(listed.is_some_and(|names| names.iter().map(String::as_str).eq(expected.iter().copied())))
+    let exact = listed.is_some_and(|names| names.iter().map(String::as_str).eq(expected.iter().copied()));
+    let copy = if exact { Some(copy_root()?) } else { None };
+    enter(original, "the original mount namespace")?;
+    Ok(copy)
+}
+
+/// The current namespace's root, its whole tree, as a detached copy that
+/// can be mounted in another namespace.
+fn copy_root() -> Result<OwnedFd> {
+    let root = open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::setup("open a kept store view", e))?;
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::AT_EMPTY_PATH;
+    open_tree(&root, "", flags).map_err(|e| Error::setup("copy a kept store view", e))
 }
 
 /// What `setns` moves: this process's mount namespace and working
@@ -232,31 +247,17 @@ fn enter(namespace: &OwnedFd, which: &str) -> Result<()> {
     setns(namespace, CloneFlags::CLONE_NEWNS).map_err(|e| Error::setup(format!("enter {which}"), e))
 }
 
-/// Copies the kept view's tree (`held` is its namespace) onto `view`.
-fn clone_onto(held: &OwnedFd, view: &Path, home: &Home) -> Result<()> {
-    enter(held, "a kept store view")?;
-    let root = open("/", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| Error::setup("open a kept store view", e))?;
-    let flags = OpenTreeFlags::OPEN_TREE_CLONE
-        | OpenTreeFlags::OPEN_TREE_CLOEXEC
-        | OpenTreeFlags::AT_RECURSIVE
-        | OpenTreeFlags::AT_EMPTY_PATH;
-    let tree = open_tree(&root, "", flags).map_err(|e| Error::setup("copy a kept store view", e))?;
+/// Mounts `tree` (a kept view's copy) on `view`, in the run's namespace.
+fn mount_tree(tree: &OwnedFd, view: &Path, home: &Home) -> Result<()> {
     enter(&home.namespace, "the run's mount namespace")?;
     let target = open(view, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| Error::setup(format!("open {}", view.display()), e))?;
-    move_mount(
-        &tree,
-        "",
-        &target,
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )
-    .map_err(|e| Error::setup(format!("mount a kept store view on {}", view.display()), e))
+    move_mount(tree, "", &target, "", MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH)
+        .map_err(|e| Error::setup(format!("mount a kept store view on {}", view.display()), e))
 }
 
-/// The kept view of `entries` (its namespace), made now with `fill` (on
-/// `view`) if there is none yet. Kept views live in the original mount
+/// A copy of the kept view of `entries` (see [`copy_if_exact`]), made now
+/// with `fill` (on `view`) if there is none yet. Kept views live in the original mount
 /// namespace (a namespace file's bind is never copied into another), so
 /// they are looked up there, under the lock, and the idle ones are pruned
 /// at the same time.
@@ -273,10 +274,10 @@ fn find_or_make(
     let _lock = lock(dir)?;
     prepare_dir(dir)?;
     if let Some(held) = open_view(&dir.join(key)) {
-        if shows_exactly(&held, entries, original)? {
+        if let Some(copy) = copy_if_exact(&held, entries, original)? {
             touch(&dir.join(format!("{key}{USED_SUFFIX}")));
             remove_stale(dir, None)?;
-            return Ok(held);
+            return Ok(copy);
         }
         tracing::warn!(key = %key, "a kept store view does not show its closure; making it again");
         remove_view(dir, key);
@@ -293,6 +294,7 @@ fn find_or_make(
     nix::unistd::chdir(view).map_err(|e| Error::setup(step("chdir"), e))?;
     nix::unistd::pivot_root(".", ".").map_err(|e| Error::setup(step("pivot_root"), e))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| Error::setup(step("detach the old root"), e))?;
+    let copy = copy_root()?;
     // Kept by a bind of its namespace file, in the original namespace.
     enter(original, "the original mount namespace")?;
     let file = dir.join(key);
@@ -306,7 +308,7 @@ fn find_or_make(
         return Err(Error::setup(format!("write {}", used.display()), e));
     }
     tracing::info!(paths = entries.len(), key = %key, "kept a store view");
-    Ok(held)
+    Ok(copy)
 }
 
 /// The views directory, a private tmpfs of its own (made in the original
