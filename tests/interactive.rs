@@ -48,8 +48,14 @@ impl Terminal {
 
     /// [`Terminal::spawn`] with `env` set too (PATH among them).
     fn spawn_with(&self, w: &World, env: &[(&str, &str)], args: &[&str]) -> Child {
+        self.spawn_program(w, env, NUCLEUS, args)
+    }
+
+    /// `PROGRAM ARGS…` in a session of its own on this terminal, with the
+    /// environment [`Terminal::spawn`] gives nucleus.
+    fn spawn_program(&self, w: &World, env: &[(&str, &str)], program: &str, args: &[&str]) -> Child {
         let mut cmd = Command::new("setsid");
-        cmd.arg("-c").arg(NUCLEUS).args(args);
+        cmd.arg("-c").arg(program).args(args);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NIX_CONFIG", NIX_CONFIG)
@@ -323,6 +329,106 @@ fn a_killed_exec_gives_the_terminal_its_mode_back() {
     assert!(same_settings(&terminal.settings(), &before), "the terminal's mode was not restored");
     assert!(ok(&w.run(&["exec", "tty-kill", "--", "/bin/echo", "still-running"])).contains("still-running"));
     stop(&w, "tty-kill", child);
+    w.assert_clean();
+}
+
+/// The processes whose command line mentions `text`, and their parents.
+fn processes_mentioning(text: &str) -> Vec<(i32, i32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+        if cmdline.contains(text) {
+            found.push((pid, ppid.unwrap_or(0), cmdline));
+        }
+    }
+    found
+}
+
+/// As above, with `nucleus run` a background job of the very terminal
+/// `exec -it` runs on (a shell's `&`): its supervisor is then in a
+/// background process group of that terminal, where changing the mode is
+/// answered with SIGTTOU. The mode still comes back, and the container
+/// still answers.
+#[test]
+fn a_killed_exec_s_terminal_comes_back_when_run_is_a_background_job() {
+    let w = World::new();
+    let terminal = Terminal::new(24, 60);
+    let before = terminal.settings();
+    let hello = hello();
+    let run_log = w.path("run.log");
+    let script = format!(
+        "set -m\n\
+         {NUCLEUS} run --name bg {hello} -- /bin/sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.1; done' >{log} 2>&1 &\n\
+         until {NUCLEUS} exec bg -- /bin/true >/dev/null 2>&1; do sleep 0.2; done\n\
+         {NUCLEUS} exec -it bg -- /bin/sh\n\
+         echo exec-ended-$?\n\
+         wait\n",
+        log = run_log.display()
+    );
+    let mut shell = terminal.spawn_program(&w, &[], "bash", &["-c", &script]);
+    let state_root = w.state_root().display().to_string();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        terminal.expect("# ");
+        assert!(!same_settings(&terminal.settings(), &before), "the terminal is not raw");
+        let exec = processes_mentioning(" exec -it bg ");
+        let (pid, _, _) = exec.iter().find(|(_, ppid, _)| *ppid == shell.id() as i32).expect("the exec process");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+        terminal.expect("exec-ended-137");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !same_settings(&terminal.settings(), &before) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(same_settings(&terminal.settings(), &before), "the terminal's mode was not restored");
+        ok(&w.run(&["kill", "bg"]));
+        assert_eq!(wait_at_most(&mut shell, Duration::from_secs(20)).code(), Some(0));
+    }));
+    if outcome.is_err() {
+        // Whatever this test started and left: the run and its supervisor
+        // (by the container's name, which no other test uses), and runsc
+        // (by the test's state root).
+        let left = processes_mentioning(" run --name bg ").into_iter().chain(processes_mentioning(&state_root));
+        for (pid, _, _) in left {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = shell.kill();
+        let _ = shell.wait();
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    w.assert_clean();
+}
+
+/// What is typed before the command runs waits for it: a Ctrl-D among it
+/// does not end the relay of the keyboard (which would leave a session
+/// that no key reaches, Ctrl-C included, the terminal being raw).
+#[test]
+fn keys_typed_before_exec_starts_do_not_end_its_input() {
+    let w = World::new();
+    let child = service(&w, "early", &[]);
+    let mut terminal = Terminal::new(24, 60);
+    let mut exec = terminal.spawn(&w, &["exec", "-it", "early", "--", "/bin/sh"]);
+    terminal.type_text("\x04");
+    let typed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        terminal.expect("# ");
+        terminal.type_text("echo after-$((6*7))\n");
+        terminal.expect("after-42");
+        terminal.type_text("exit 3\n");
+    }));
+    if typed.is_err() {
+        // A session no key reaches is ended here, not left behind.
+        let _ = exec.kill();
+    }
+    let status = wait_at_most(&mut exec, Duration::from_secs(20));
+    stop(&w, "early", child);
+    if let Err(panic) = typed {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(status.code(), Some(3));
     w.assert_clean();
 }
 

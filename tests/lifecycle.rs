@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -236,22 +237,36 @@ fn hook_phases_run_once_each_in_order_with_state_on_stdin() {
     w.assert_clean();
 }
 
-/// Hooks start with no signal blocked. nucleus blocks the signals it
-/// forwards to the workload (TERM, INT, HUP, QUIT, USR1, USR2, WINCH), and
-/// a blocked signal stays blocked across `exec`: runsc, and every hook it
-/// runs, would start with them blocked (a hook waiting for SIGUSR1 would
-/// wait forever).
+/// Hooks start with no signal blocked, and outside nucleus's process
+/// group. nucleus blocks the signals it forwards to the workload (TERM,
+/// INT, HUP, QUIT, USR1, USR2, WINCH), and a blocked signal stays blocked
+/// across `exec`: runsc, and every hook it runs, would start with them
+/// blocked (a hook waiting for SIGUSR1 would wait forever). And a runsc in
+/// nucleus's process group (a terminal's foreground group) would be ended
+/// by a Ctrl-C half-way through `delete` and its poststop hooks.
 #[test]
-fn hooks_start_with_no_signal_blocked() {
+fn hooks_start_with_no_signal_blocked_outside_nucleus_s_process_group() {
     let w = World::new();
     let log = w.tmp.path().join("hooks.log");
     let phases = [("createRuntime", "signals"), ("prestart", "signals"), ("poststop", "signals")];
     let hooks = hooks_file(&w, &phases, &log);
-    let out = w.run(&["run", "--hooks", hooks.to_str().unwrap(), &hello(), "--", "/bin/true"]);
+    let child = w
+        .nucleus()
+        .args(["run", "--hooks", hooks.to_str().unwrap(), &hello(), "--", "/bin/true"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = child.id().to_string();
+    let out = child.wait_with_output().unwrap();
     assert_status(&out, 0);
     let lines = log_lines(&log);
     let masks: Vec<&str> = lines.iter().filter_map(|l| l.trim().strip_prefix("SigBlk:")).map(str::trim).collect();
     assert_eq!(masks, ["0000000000000000"; 3], "{lines:#?}");
+    let groups: Vec<&str> = lines.iter().filter_map(|l| l.trim().strip_prefix("pgrp:")).map(str::trim).collect();
+    assert_eq!(groups.len(), 3, "{lines:#?}");
+    assert!(groups.iter().all(|g| *g != group), "a hook ran in nucleus's process group {group}: {lines:#?}");
     w.assert_clean();
 }
 

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use nix::sys::termios::{tcgetattr, tcsetattr, SetArg, Termios};
+use nix::sys::termios::{tcgetattr, SetArg, Termios};
 
 use super::control::{Connection, ExecRequest, Reply, Request};
 use super::runsc::{logged_errors, CONTROL_LOG_FILE};
@@ -107,7 +107,7 @@ impl CallerTerminal {
     /// The caller is gone: its terminal gets its mode back, at once (no
     /// output is waited for, as no one reads it any more).
     fn restore(&self) {
-        let _ = tcsetattr(&self.terminal, SetArg::TCSANOW, &self.mode);
+        super::tty::set_mode_from_anywhere(&self.terminal, SetArg::TCSANOW, &self.mode);
     }
 }
 
@@ -212,12 +212,13 @@ fn watch_client(
                 Ok(Some(_)) => continue,
                 _ => None,
             };
-            let mut now = state.lock().unwrap_or_else(|p| p.into_inner());
-            if signal.is_none() && !matches!(*now, ExecState::Ended) {
+            let ended = matches!(*state.lock().unwrap_or_else(|p| p.into_inner()), ExecState::Ended);
+            if signal.is_none() && !ended {
                 if let Some(caller) = &caller_terminal {
                     caller.restore();
                 }
             }
+            let mut now = state.lock().unwrap_or_else(|p| p.into_inner());
             match (&mut *now, signal) {
                 (ExecState::Starting { pending, .. }, Some(signal)) => pending.push(signal),
                 (ExecState::Starting { caller_gone, .. }, None) => *caller_gone = true,

@@ -271,10 +271,13 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
     let window = master.as_ref().and_then(|m| m.try_clone().ok());
     let forward = connection.stream().try_clone().map_err(|e| Error::setup("duplicate a socket", e))?;
     std::thread::spawn(move || forward_signals(signals, forward, window));
-    // Raw only once the command has started: by then the supervisor has
-    // read the mode to restore.
+    // Raw, and relayed, only once the command has started: by then the
+    // supervisor has read the mode to restore, and what was typed before
+    // (a Ctrl-D included) waits in this terminal's queue until the relay
+    // passes it on as bytes.
     let mut raw_mode = None;
-    let terminal = master.map(|master| tty::relay(master, request.interactive)).transpose()?;
+    let mut master = master;
+    let mut terminal = None;
     loop {
         let reply = match connection.receive::<Reply>() {
             Ok(Some((reply, _))) => reply,
@@ -283,8 +286,9 @@ pub fn exec(container: &Container, options: ExecOptions) -> Result<i32> {
         match reply {
             Reply::Started { .. } => {
                 gate.started();
-                if terminal.is_some() && raw_mode.is_none() {
+                if let Some(master) = master.take() {
                     raw_mode = Some(tty::RawMode::enter()?);
+                    terminal = Some(tty::relay(master, request.interactive)?);
                 }
             }
             Reply::Ok | Reply::Terminal => {}

@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::thread::JoinHandle;
 
+use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 
 use super::fdpass::recv_with_fds;
@@ -56,7 +57,24 @@ impl Drop for RawMode {
 
 /// Puts nucleus's terminal back in `mode`.
 pub fn restore(mode: &Termios) {
-    let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, mode);
+    set_mode_from_anywhere(std::io::stdin(), SetArg::TCSADRAIN, mode);
+}
+
+/// Sets `terminal`'s mode from a process that may be in a background
+/// process group of it (a supervisor of a `nucleus run` that is a shell's
+/// background job). There the kernel answers `tcsetattr` with SIGTTOU for
+/// the whole group and restarts the call; the supervisor, the init of its
+/// pid namespace, discards that signal, so the call would spin forever. With
+/// SIGTTOU blocked in this thread, the change is simply made.
+pub fn set_mode_from_anywhere(terminal: impl AsFd, how: SetArg, mode: &Termios) {
+    let ttou = SigSet::from(Signal::SIGTTOU);
+    let mut before = SigSet::empty();
+    if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut before)).is_err() {
+        return;
+    }
+    // Blocked, SIGTTOU is not sent at all: the mask can be put back as it was.
+    let _ = tcsetattr(terminal, how, mode);
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&before), None);
 }
 
 /// Accepts runsc's connection on `listener` and takes the terminal's master
