@@ -6,8 +6,9 @@
 //! inside, whose line discipline turns them into signals for the workload's
 //! foreground process group, and copies bytes both ways. The window size is
 //! copied at the start and on every SIGWINCH. The host terminal's mode is
-//! restored by [`RawMode`]'s drop, on every way out; when `nucleus run` is
-//! killed, its supervisor restores it ([`restore`]).
+//! restored by [`RawMode`]'s drop, on every way out; when `nucleus run` or
+//! `nucleus exec` is killed, the container's supervisor restores it
+//! ([`restore`], [`set_mode_from_anywhere`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -50,12 +51,16 @@ impl RawMode {
 }
 
 impl Drop for RawMode {
+    /// As any program that changed its terminal: from a background job,
+    /// the change waits (SIGTTOU stops nucleus) until it is in the
+    /// foreground again.
     fn drop(&mut self) {
-        restore(&self.saved);
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &self.saved);
     }
 }
 
-/// Puts nucleus's terminal back in `mode`.
+/// Puts the terminal of a `nucleus run` that is gone back in `mode`, from
+/// its supervisor.
 pub fn restore(mode: &Termios) {
     set_mode_from_anywhere(std::io::stdin(), SetArg::TCSADRAIN, mode);
 }
