@@ -86,6 +86,17 @@ impl Terminal {
     fn settings(&self) -> Termios {
         tcgetattr(self.slave.as_fd()).unwrap()
     }
+
+    /// Waits (15 s at most) for the terminal to be back in `mode`, which
+    /// someone else restores.
+    #[track_caller]
+    fn assert_back_in(&self, mode: &Termios) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !same_settings(&self.settings(), mode) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(same_settings(&self.settings(), mode), "the terminal's mode was not restored");
+    }
 }
 
 fn same_settings(a: &Termios, b: &Termios) -> bool {
@@ -185,11 +196,7 @@ fn a_killed_run_gives_the_terminal_its_mode_back() {
     // cleans up after it, puts the terminal back.
     signal(&nucleus, libc::SIGKILL);
     nucleus.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !same_settings(&terminal.settings(), &before) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(same_settings(&terminal.settings(), &before), "the terminal's mode was not restored");
+    terminal.assert_back_in(&before);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !entries(&w.state_root()).iter().all(|e| e == ".cache") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -322,11 +329,7 @@ fn a_killed_exec_gives_the_terminal_its_mode_back() {
     assert!(!same_settings(&terminal.settings(), &before), "the terminal is not raw");
     signal(&exec, libc::SIGKILL);
     exec.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !same_settings(&terminal.settings(), &before) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(same_settings(&terminal.settings(), &before), "the terminal's mode was not restored");
+    terminal.assert_back_in(&before);
     assert!(ok(&w.run(&["exec", "tty-kill", "--", "/bin/echo", "still-running"])).contains("still-running"));
     stop(&w, "tty-kill", child);
     w.assert_clean();
@@ -378,11 +381,7 @@ fn a_killed_exec_s_terminal_comes_back_when_run_is_a_background_job() {
         let (pid, _, _) = exec.iter().find(|(_, ppid, _)| *ppid == shell.id() as i32).expect("the exec process");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL).unwrap();
         terminal.expect("exec-ended-137");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !same_settings(&terminal.settings(), &before) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(same_settings(&terminal.settings(), &before), "the terminal's mode was not restored");
+        terminal.assert_back_in(&before);
         ok(&w.run(&["kill", "bg"]));
         assert_eq!(wait_at_most(&mut shell, Duration::from_secs(20)).code(), Some(0));
     }));
