@@ -27,7 +27,6 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -162,7 +161,7 @@ fn start(
     args.extend(request.args.iter().cloned());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = shared.runsc.control(&refs);
-    cmd.current_dir(&shared.plan.dir).process_group(0).env_remove("NOTIFY_SOCKET");
+    cmd.current_dir(&shared.plan.dir);
     let mut fds = fds.into_iter();
     let mut next = || fds.next().map_or(Stdio::null(), Stdio::from);
     cmd.stdin(next()).stdout(next()).stderr(next());

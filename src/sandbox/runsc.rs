@@ -90,15 +90,16 @@ impl RunscFlags {
         cmd
     }
 
-    /// `runsc ARGS…`, started with no signal blocked (nucleus blocks the
-    /// signals it forwards, and runsc would pass them on blocked to the
-    /// hooks it runs) and in a process group of its own (a terminal's
-    /// Ctrl-C must not end a `runsc delete` and the poststop hooks it runs
-    /// half-way; nucleus forwards signals through `runsc kill`).
+    /// `runsc ARGS…`, as nucleus starts every runsc: with no signal
+    /// blocked (nucleus blocks the signals it forwards, and runsc would pass
+    /// them on blocked to the hooks it runs), in a process group of its own
+    /// (a terminal's Ctrl-C must not end a `runsc delete` and the poststop
+    /// hooks it runs half-way; nucleus forwards signals through `runsc
+    /// kill`), and without `NOTIFY_SOCKET` (only nucleus tells systemd).
     pub fn command(&self, args: &[String]) -> Command {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.binary);
-        cmd.args(args).process_group(0);
+        cmd.args(args).process_group(0).env_remove("NOTIFY_SOCKET");
         crate::interrupt::unblocked_in_child(&mut cmd);
         cmd
     }

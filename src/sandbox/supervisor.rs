@@ -24,7 +24,6 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -356,8 +355,7 @@ fn boot(
     };
     let [stdin, stdout, stderr] = io;
     let mut cmd = shared.runsc.command(&plan.runsc.run_args(&plan.layout, console.is_some()));
-    cmd.stdin(stdin).stdout(stdout).stderr(stderr).current_dir(&plan.layout.dir).process_group(0);
-    cmd.env_remove("NOTIFY_SOCKET");
+    cmd.stdin(stdin).stdout(stdout).stderr(stderr).current_dir(&plan.layout.dir);
     tracing::info!(name = %plan.layout.name, "starting the sandbox");
     let child =
         cmd.spawn().map_err(|e| Error::runsc(format!("cannot start {}: {e}", shared.runsc.binary.display())))?;
@@ -703,7 +701,7 @@ impl Shared {
             return Err(Error::runsc("the container is stopping".to_string()));
         };
         let mut cmd = self.runsc.control(args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("NOTIFY_SOCKET");
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child =
             cmd.spawn().map_err(|e| Error::runsc(format!("cannot start {}: {e}", self.runsc.binary.display())))?;
         super::bounded_output(child, CONTROL_CALL_LIMIT, &args.join(" "))
