@@ -3,8 +3,8 @@
 //!
 //! `run`, `bundle`, `image`, `kube` and `closure` block them from their
 //! first moment, so none can kill nucleus half-way: a Nix command in a
-//! process group of its own (a terminal's Ctrl-C never reaches it) would be
-//! left running, and a bundle or image half written. Whatever waits on a
+//! session of its own (a terminal's Ctrl-C never reaches it) would be left
+//! running, and a bundle or image half written. Whatever waits on a
 //! child meanwhile looks for one pending ([`pending_stop`]), ends its child
 //! and stops the command with [`crate::Error::Interrupted`]; a writer asks
 //! [`check`] at each step and takes back what it wrote. From `run`'s launch
@@ -33,8 +33,8 @@ pub fn block(signals: &[Signal]) -> Result<SigSet> {
 /// Blocks the stop signals, so that a stop stays pending until nucleus
 /// looks for it, and returns a deadline (none in time) that a stop ends:
 /// from here on a Ctrl-C or a `kill` ends the Nix command nucleus waits on
-/// (in a process group of its own, which a terminal's Ctrl-C does not
-/// reach) instead of killing nucleus half-way.
+/// (in a session of its own, which a terminal's Ctrl-C does not reach)
+/// instead of killing nucleus half-way.
 pub fn stops_end_nix() -> Result<crate::nix::command::Deadline> {
     block(&STOP)?;
     Ok(crate::nix::command::Deadline::none().stoppable())
@@ -89,10 +89,11 @@ pub fn ending_nix_at_a_stop<T>(f: impl FnOnce(&crate::nix::command::Deadline) ->
 }
 
 /// Starts `cmd`'s program with no signal blocked. A blocked signal stays
-/// blocked across `exec`, and nucleus blocks the stop signals: a Nix
-/// command would start with TERM blocked, and so would whatever it runs,
-/// so that ending it with TERM (which Nix answers by stopping its builders)
-/// would not reach it.
+/// blocked across `exec`, and nucleus blocks the stop signals and the ones
+/// it forwards: a Nix command would start with TERM blocked, and so would
+/// whatever it runs, so that ending it with TERM (which Nix answers by
+/// stopping its builders) would not reach it; runsc would pass them on to
+/// the hooks it runs.
 pub fn unblocked_in_child(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec, where

@@ -257,10 +257,10 @@ fn mount_tree(tree: &OwnedFd, view: &Path, home: &Home) -> Result<()> {
 }
 
 /// A copy of the kept view of `entries` (see [`copy_if_exact`]), made now
-/// with `fill` (on `view`) if there is none yet. Kept views live in the original mount
-/// namespace (a namespace file's bind is never copied into another), so
-/// they are looked up there, under the lock, and the idle ones are pruned
-/// at the same time.
+/// with `fill` (on `view`) if there is none yet. Kept views live in the
+/// original mount namespace (a namespace file's bind is never copied into
+/// another), so they are looked up there, under the lock, and the idle
+/// ones are pruned at the same time.
 fn find_or_make(
     dir: &Path,
     key: &str,
