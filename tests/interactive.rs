@@ -327,6 +327,11 @@ fn a_killed_exec_gives_the_terminal_its_mode_back() {
     terminal.type_text("echo typed-in-raw\n");
     terminal.expect("typed-in-raw");
     assert!(!same_settings(&terminal.settings(), &before), "the terminal is not raw");
+    // The caller's own terminal went to the supervisor, not in: every host
+    // file the command holds is its one pseudo-terminal (the shell keeps a
+    // copy of it at fd 10).
+    terminal.type_text("echo host-files-$(ls -l /proc/self/fd | grep -o 'host:.[0-9]*' | sort -u | wc -l)\n");
+    terminal.expect("host-files-1\r");
     signal(&exec, libc::SIGKILL);
     exec.wait().unwrap();
     terminal.assert_back_in(&before);
